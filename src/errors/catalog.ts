@@ -1,0 +1,18 @@
+import { CORE_CODES } from './codes-core.js';
+
+/** Shape of one catalog entry: what the code means, and whether it reports bad input (CLI exit code 2). */
+export interface ErrorSpec {
+  readonly area: string;
+  readonly summary: string;
+  readonly input: boolean;
+}
+
+/**
+ * Every error code of Outpost. Areas add their own `codes-<area>.ts` and spread it here;
+ * docs/errors.md is generated from this object and a test checks that it is up to date.
+ */
+export const ERROR_CATALOG = {
+  ...CORE_CODES,
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
