@@ -9,4 +9,11 @@ export const CORE_CODES = {
   },
   OUTPOST_E_CLI_USAGE: { area: 'cli', summary: 'A command-line argument is missing or malformed.', input: true },
   OUTPOST_E_CLI_UNREACHABLE: { area: 'cli', summary: "The running gateway's local API could not be reached.", input: false },
+  OUTPOST_E_UPSTREAM_CLOSED: { area: 'upstream', summary: 'A record was offered to the upstream after it stopped.', input: false },
+  OUTPOST_E_UPSTREAM_WRITE: { area: 'upstream', summary: 'The upstream file could not be written (disk full, permissions).', input: false },
+  OUTPOST_E_RUNTIME_UNKNOWN_POINT: { area: 'runtime', summary: 'A write or query named a point that is not configured.', input: true },
+  OUTPOST_E_RUNTIME_NOT_WRITABLE: { area: 'runtime', summary: 'A write targeted a point that is not declared writable.', input: true },
+  OUTPOST_E_RUNTIME_START: { area: 'runtime', summary: 'The runtime could not start (a port in use, an unwritable data directory, a driver failing to open).', input: false },
+  OUTPOST_E_BROKER_COMMAND: { area: 'broker', summary: 'A command published on the local broker was malformed (not JSON, no value, bad reply topic).', input: true },
+  OUTPOST_E_API_REQUEST: { area: 'api', summary: 'A request to the local HTTP API was malformed.', input: true },
 } as const;

@@ -29,6 +29,10 @@ export interface RuleEvent {
   readonly quality: Quality['status'];
   readonly time: number;
   readonly bootId: string;
+  /** Outcome of each action, in order. */
+  readonly actions: ReadonlyArray<{ readonly point: string; readonly ok: boolean; readonly error?: string }>;
+  /** From the sample's arrival to the last action's completion, ms. */
+  readonly latencyMs: number;
 }
 
 /** What flows through routes: a reading or a rule event, with the route source path it is matched against. */

@@ -1,0 +1,222 @@
+import type { Logger } from 'pino';
+import { OutpostError, describeCause, isOutpostError } from '../../src/errors/outpost-error.js';
+import { Backoff } from '../backoff.js';
+import type { Clock } from '../clock.js';
+import { Counters } from '../counters.js';
+import { JobQueue } from '../job-queue.js';
+import { qualityOfError } from '../quality.js';
+import { GOOD, bad, type DeviceDriver, type PointValue, type Sample, type SampleSink } from '../types.js';
+import { decode, encode, isBitTable, registerCount } from './codec.js';
+import { blockKey, planReads, splitBlock, type ReadBlock } from './planner.js';
+import type { ModbusPort } from './port.js';
+import type { ModbusDeviceConfig, ModbusPointConfig } from './schema.js';
+
+export interface ModbusDriverDeps {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly random?: () => number;
+}
+
+/**
+ * Polls one Modbus device (a TCP connection or an RTU line) and writes to it.
+ * Invariants: every request goes through one JobQueue (writes ahead of polls, `inFlight` deep for
+ * TCP, 1 for RTU); each poll group runs at most one cycle at a time (an overrun is counted, not
+ * queued); every configured point gets a sample each cycle, bad with a reason when it cannot be read;
+ * a lost connection is reopened with exponential backoff, never by the caller.
+ */
+export class ModbusDriver implements DeviceDriver {
+  readonly deviceId: string;
+  private readonly queue: JobQueue;
+  private readonly stats = new Counters([
+    'requests_total',
+    'request_errors_total',
+    'timeouts_total',
+    'exceptions_total',
+    'writes_total',
+    'write_errors_total',
+    'reconnects_total',
+    'cycle_overruns_total',
+  ]);
+  private readonly backoff: Backoff;
+  private readonly timers: unknown[] = [];
+  private readonly busy = new Set<string>();
+  /** Merged blocks that answered exception 2 and are now read point by point. */
+  private readonly splitKeys = new Set<string>();
+  private readonly points = new Map<string, ModbusPointConfig>();
+  private sink: SampleSink | null = null;
+  private connecting: Promise<void> | null = null;
+  private stopped = false;
+
+  constructor(
+    private readonly config: ModbusDeviceConfig,
+    private readonly port: ModbusPort,
+    private readonly deps: ModbusDriverDeps,
+  ) {
+    this.deviceId = config.id;
+    const depth = config.connection.type === 'tcp' ? config.connection.inFlight : 1;
+    this.queue = new JobQueue(depth);
+    this.backoff = new Backoff(250, 30_000, deps.random);
+    for (const p of config.points) this.points.set(p.id, p);
+  }
+
+  async start(sink: SampleSink): Promise<void> {
+    this.sink = sink;
+    this.stopped = false;
+    void this.ensureConnected();
+    const groups = new Map<string, { intervalMs: number; points: ModbusPointConfig[] }>();
+    groups.set('default', { intervalMs: this.config.pollIntervalMs, points: [] });
+    for (const g of this.config.pollGroups) groups.set(g.id, { intervalMs: g.intervalMs, points: [] });
+    for (const p of this.config.points) groups.get(p.pollGroup ?? 'default')?.points.push(p);
+    for (const [name, g] of groups) {
+      if (g.points.length === 0) continue;
+      const blocks = planReads(g.points, this.config);
+      const cycle = () => void this.cycle(name, blocks);
+      this.timers.push(this.deps.clock.setInterval(cycle, g.intervalMs));
+      cycle();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers.splice(0)) this.deps.clock.clearInterval(t);
+    await this.port.close().catch(() => undefined);
+  }
+
+  connected(): boolean {
+    return this.port.isOpen();
+  }
+
+  counters(): Readonly<Record<string, number>> {
+    return this.stats.snapshot();
+  }
+
+  /** Plan of the default and extra poll groups, for diagnostics and benchmarks. */
+  plan(): ReadBlock[] {
+    return planReads(this.config.points, this.config);
+  }
+
+  async write(pointId: string, value: PointValue): Promise<void> {
+    const p = this.points.get(pointId);
+    if (!p) throw new OutpostError('OUTPOST_E_HAL_UNKNOWN_POINT', 'no such point on this device', { details: { pointId, device: this.deviceId } });
+    if (!p.writable || p.table === 'discrete' || p.table === 'input') {
+      throw new OutpostError('OUTPOST_E_HAL_READ_ONLY', 'point is not writable', { details: { pointId, table: p.table } });
+    }
+    if (!this.port.isOpen()) {
+      void this.ensureConnected();
+      throw new OutpostError('OUTPOST_E_MODBUS_NOT_CONNECTED', 'modbus device is not connected', { details: { device: this.deviceId } });
+    }
+    this.stats.inc('writes_total');
+    try {
+      await this.queue.run(async () => {
+        if (p.table === 'coil') return this.port.writeCoils(p.unitId, p.address, [encode(p, value)[0] === 1]);
+        let current = 0;
+        if (p.type === 'bit') current = (await this.request(() => this.port.read(p.unitId, 'holding', p.address, 1)))[0] ?? 0;
+        return this.port.writeRegisters(p.unitId, p.address, encode(p, value, current));
+      }, 'high');
+    } catch (e) {
+      this.stats.inc('write_errors_total');
+      this.noteError(e);
+      throw e;
+    }
+  }
+
+  private async cycle(group: string, blocks: readonly ReadBlock[]): Promise<void> {
+    if (this.stopped) return;
+    if (this.busy.has(group)) {
+      this.stats.inc('cycle_overruns_total');
+      return;
+    }
+    this.busy.add(group);
+    try {
+      const samples: Sample[] = [];
+      if (!this.port.isOpen()) {
+        void this.ensureConnected();
+        const now = this.deps.clock.now();
+        for (const b of blocks) for (const p of b.points) samples.push({ pointId: p.id, value: null, quality: bad('not connected'), sourceTime: now });
+      } else {
+        const jobs = blocks.flatMap((b) => (this.splitKeys.has(blockKey(b)) ? splitBlock(b) : [b]));
+        await Promise.all(jobs.map((b) => this.readBlock(b, samples)));
+      }
+      if (!this.stopped) this.sink?.onSamples(samples);
+    } finally {
+      this.busy.delete(group);
+    }
+  }
+
+  private async readBlock(b: ReadBlock, out: Sample[]): Promise<void> {
+    try {
+      const words = await this.queue.run(() => this.request(() => this.port.read(b.unitId, b.table, b.address, b.count)));
+      const now = this.deps.clock.now();
+      for (const p of b.points) {
+        const off = p.address - b.address;
+        const slice = words.slice(off, off + registerCount(p.type, p.length));
+        out.push({ pointId: p.id, value: decode(p, slice), quality: GOOD, sourceTime: now });
+      }
+    } catch (e) {
+      if (b.points.length > 1 && isOutpostError(e, 'OUTPOST_E_MODBUS_EXCEPTION') && e.details['exception'] === 2) {
+        this.splitKeys.add(blockKey(b));
+        this.deps.logger.warn({ block: blockKey(b) }, 'merged read refused with illegal address; reading point by point');
+        await Promise.all(splitBlock(b).map((s) => this.readBlock(s, out)));
+        return;
+      }
+      const quality = qualityOfError(e);
+      const now = this.deps.clock.now();
+      for (const p of b.points) out.push({ pointId: p.id, value: null, quality, sourceTime: now });
+    }
+  }
+
+  /** Runs one request with the connection's retries on timeout, counting outcomes. */
+  private async request<T>(fn: () => Promise<T>): Promise<T> {
+    const retries = this.config.connection.type === 'sim' ? 0 : this.config.connection.retries;
+    for (let attempt = 0; ; attempt++) {
+      this.stats.inc('requests_total');
+      try {
+        return await fn();
+      } catch (e) {
+        this.noteError(e);
+        if (attempt < retries && isOutpostError(e, 'OUTPOST_E_MODBUS_TIMEOUT')) continue;
+        throw e;
+      }
+    }
+  }
+
+  private noteError(e: unknown): void {
+    this.stats.inc('request_errors_total');
+    if (isOutpostError(e, 'OUTPOST_E_MODBUS_TIMEOUT')) this.stats.inc('timeouts_total');
+    else if (isOutpostError(e, 'OUTPOST_E_MODBUS_EXCEPTION')) this.stats.inc('exceptions_total');
+    else if (!isOutpostError(e, 'OUTPOST_E_HAL_VALUE')) void this.reconnect(e);
+  }
+
+  private async reconnect(cause: unknown): Promise<void> {
+    if (this.connecting || this.stopped) return;
+    this.deps.logger.warn({ err: describeCause(cause) }, 'modbus transport failed; reconnecting');
+    await this.port.close().catch(() => undefined);
+    await this.ensureConnected();
+  }
+
+  private ensureConnected(): Promise<void> {
+    if (this.port.isOpen() || this.stopped) return Promise.resolve();
+    this.connecting ??= (async () => {
+      while (!this.stopped && !this.port.isOpen()) {
+        try {
+          await this.port.connect();
+          this.backoff.reset();
+          this.deps.logger.info({ device: this.deviceId }, 'modbus connected');
+        } catch (e) {
+          this.stats.inc('reconnects_total');
+          const delay = this.backoff.next();
+          this.deps.logger.warn({ err: describeCause(e), retryInMs: delay }, 'modbus connect failed');
+          await this.deps.clock.sleep(delay);
+        }
+      }
+    })().finally(() => {
+      this.connecting = null;
+    });
+    return this.connecting;
+  }
+}
+
+/** True when a point's type matches its table: `bool` for bit tables, register types otherwise. */
+export function typeFitsTable(p: Pick<ModbusPointConfig, 'table' | 'type'>): boolean {
+  return isBitTable(p.table) ? p.type === 'bool' : p.type !== 'bool';
+}

@@ -1,0 +1,50 @@
+import type { Logger } from 'pino';
+import type { Clock } from '../hal/clock.js';
+import type { DeviceDriver } from '../hal/types.js';
+import type { DeviceConfig } from '../src/config/schema.js';
+import { OutpostError } from '../src/errors/outpost-error.js';
+import type { DriverFactory } from '../src/runtime/runtime.js';
+
+type Deps = { clock: Clock; logger: Logger };
+
+function notInBuild(device: DeviceConfig): never {
+  throw new OutpostError('OUTPOST_E_RUNTIME_START', `device ${device.id}: no ${device.kind} transport '${device.connection.type}' in this build`, {
+    details: { device: device.id, kind: device.kind, connection: device.connection.type },
+  });
+}
+
+/**
+ * Wires each configured device to its driver and transport: the simulator for `connection.type: sim`,
+ * the real transport otherwise. Modules are imported only for the kinds a configuration uses, so a
+ * gateway without OPC UA never loads node-opcua.
+ */
+export class DriverRegistry implements DriverFactory {
+  async create(device: DeviceConfig, deps: Deps): Promise<DeviceDriver> {
+    switch (device.kind) {
+      case 'modbus': {
+        const { ModbusDriver } = await import('../hal/modbus/driver.js');
+        if (device.connection.type !== 'sim') return notInBuild(device);
+        const { createSimulatedModbus } = await import('../hal/modbus/simulator.js');
+        return new ModbusDriver(device, createSimulatedModbus(device, deps.clock), deps);
+      }
+      case 'opcua': {
+        const { OpcuaDriver } = await import('../hal/opcua/driver.js');
+        if (device.connection.type !== 'sim') return notInBuild(device);
+        const { createSimulatedOpcua } = await import('../hal/opcua/simulator.js');
+        return new OpcuaDriver(device, createSimulatedOpcua(device, deps.clock), deps);
+      }
+      case 'serial': {
+        const { SerialDriver } = await import('../hal/serial/driver.js');
+        if (device.connection.type !== 'sim') return notInBuild(device);
+        const { SimGpsLink } = await import('../hal/serial/sim-link.js');
+        return new SerialDriver(device, new SimGpsLink(deps.clock, device.connection), deps);
+      }
+      case 'gpio': {
+        const { GpioDriver } = await import('../hal/gpio/driver.js');
+        if (device.connection.type !== 'sim') return notInBuild(device);
+        const { createSimulatedGpio } = await import('../hal/gpio/simulator.js');
+        return new GpioDriver(device, createSimulatedGpio(device, deps.clock), deps);
+      }
+    }
+  }
+}

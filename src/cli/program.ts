@@ -1,0 +1,176 @@
+import { Command, CommanderError, Option } from 'commander';
+import type { Logger } from 'pino';
+import { systemClock } from '../../hal/clock.js';
+import { configJsonSchema, loadConfig } from '../config/load.js';
+import { OutpostError, isOutpostError } from '../errors/outpost-error.js';
+import type { SystemProbe } from '../health/system-probe.js';
+import { createLogger } from '../log/logger.js';
+import { Runtime, type DriverFactory, type UpstreamFactory } from '../runtime/runtime.js';
+import { createNotifier, WatchdogPinger } from '../system/notifier.js';
+import { renderPointsTable } from './points-table.js';
+
+/** What only an entry point in services/ may provide: real implementations. */
+export interface Wiring {
+  readonly version: string;
+  readonly drivers: DriverFactory;
+  readonly systemProbe: (mounts: string[]) => SystemProbe;
+  readonly upstreamFactory?: UpstreamFactory;
+  /** Extra command groups (OTA, identity, factory…) registered by services/. */
+  readonly extend?: (program: Command, io: CliIo) => void;
+}
+
+export interface CliIo {
+  readonly out: (text: string) => void;
+  readonly err: (text: string) => void;
+  readonly env: NodeJS.ProcessEnv;
+  readonly fetch: typeof fetch;
+}
+
+/** Prints an error for a human and returns the exit code: 2 for bad input, 1 otherwise. */
+export function reportError(io: CliIo, e: unknown): number {
+  if (isOutpostError(e)) {
+    io.err(`outpost: ${e.code}: ${e.message}`);
+    return e.exitCode;
+  }
+  io.err(`outpost: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  return 1;
+}
+
+async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel?: string }, wiring: Wiring, io: CliIo): Promise<number> {
+  const { config, files } = await loadConfig(configFile);
+  const logger: Logger = await createLogger({ level: opts.logLevel ?? config.log.level, pretty: opts.pretty ?? config.log.pretty });
+  const runtime = new Runtime(config, {
+    clock: systemClock,
+    logger,
+    drivers: wiring.drivers,
+    systemProbe: wiring.systemProbe(['/', config.gateway.dataDir]),
+    version: wiring.version,
+    ...(wiring.upstreamFactory ? { upstreamFactory: wiring.upstreamFactory } : {}),
+  });
+  const notifier = createNotifier(io.env);
+  let endpoints;
+  try {
+    endpoints = await runtime.start();
+  } catch (e) {
+    return reportError(io, e);
+  }
+  logger.info({ files }, 'configuration loaded');
+  const pinger = new WatchdogPinger({ notifier, healthy: () => runtime.healthReport().ok, logger });
+  await notifier.ready(`running ${config.devices.length} devices`).catch((e: unknown) => logger.warn({ err: String(e) }, 'readiness notification failed'));
+  pinger.start();
+  if (endpoints.api || endpoints.broker) {
+    const where = [
+      endpoints.api ? `  points   http://${endpoints.api.host}:${endpoints.api.port}/api/points   (or: outpost points)` : null,
+      endpoints.api ? `  health   http://${endpoints.api.host}:${endpoints.api.port}/healthz  metrics: /metrics` : null,
+      endpoints.broker ? `  broker   mqtt://${endpoints.broker.host}:${endpoints.broker.port}  topics: ${config.broker.topicPrefix}/#` : null,
+    ].filter((x): x is string => x !== null);
+    if (opts.pretty ?? config.log.pretty) io.err(`\nOutpost ${wiring.version} is running (gateway ${config.gateway.id}). Look here:\n${where.join('\n')}\n  stop     Ctrl-C\n`);
+  }
+  return new Promise<number>((resolve) => {
+    let exiting = false;
+    const shutdown = (signal: string, code: number) => {
+      if (exiting) return;
+      exiting = true;
+      logger.info({ signal }, 'shutting down');
+      pinger.stop();
+      void notifier.stopping().catch(() => undefined);
+      void runtime.stop().then(
+        () => resolve(code),
+        () => resolve(1),
+      );
+    };
+    process.once('SIGINT', () => shutdown('SIGINT', 0));
+    process.once('SIGTERM', () => shutdown('SIGTERM', 0));
+    process.once('uncaughtException', (e) => {
+      logger.fatal({ err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) }, 'uncaught exception');
+      shutdown('uncaughtException', 1);
+    });
+  });
+}
+
+function apiBase(opts: { api?: string }, env: NodeJS.ProcessEnv): string {
+  return (opts.api ?? env['OUTPOST_API'] ?? 'http://127.0.0.1:8480').replace(/\/$/, '');
+}
+
+/** Builds the `outpost` command line. Every action resolves to an exit code instead of exiting. */
+export function buildProgram(wiring: Wiring, io: CliIo, setExit: (code: number) => void): Command {
+  const program = new Command('outpost')
+    .description('Outpost: firmware for IoT edge gateways')
+    .version(wiring.version)
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => io.out(s.trimEnd()), writeErr: (s) => io.err(s.trimEnd()) })
+    .exitOverride();
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- commander passes untyped action arguments
+  const act = <A extends any[]>(fn: (...args: A) => Promise<number>) => async (...args: A) => {
+    try {
+      setExit(await fn(...args));
+    } catch (e) {
+      setExit(reportError(io, e));
+    }
+  };
+
+  program
+    .command('run')
+    .description('run the gateway')
+    .requiredOption('-c, --config <file>', 'configuration file (drop-ins from config.d/ next to it)')
+    .option('--pretty', 'human-readable logs')
+    .addOption(new Option('--log-level <level>', 'override log.level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace']))
+    .action(act(async (opts: { config: string; pretty?: boolean; logLevel?: string }) => runGateway(opts.config, opts, wiring, io)));
+
+  const cfg = program.command('config').description('check and describe configuration');
+  cfg
+    .command('validate')
+    .description('validate a configuration and its drop-ins; exit code 2 when invalid')
+    .argument('<file>', 'configuration file')
+    .action(act(async (file: string) => {
+      const { config, files } = await loadConfig(file);
+      const points = config.devices.reduce((n, d) => n + d.points.length, 0) + config.derived.length;
+      io.out(`valid: ${config.devices.length} devices, ${points} points, ${config.rules.length} rules, ${config.routes.length} routes (${files.join(', ')})`);
+      return 0;
+    }));
+  cfg
+    .command('schema')
+    .description('print the JSON Schema of the configuration')
+    .action(act(async () => {
+      io.out(JSON.stringify(configJsonSchema(), null, 2));
+      return 0;
+    }));
+
+  program
+    .command('points')
+    .description('show current values of a running gateway (its local API)')
+    .option('--api <url>', 'local API base URL (default $OUTPOST_API or http://127.0.0.1:8480)')
+    .option('--json', 'print JSON')
+    .action(act(async (opts: { api?: string; json?: boolean }) => {
+      const base = apiBase(opts, io.env);
+      let res: Response;
+      try {
+        res = await io.fetch(`${base}/api/points`, { signal: AbortSignal.timeout(5000) });
+      } catch (e) {
+        throw new OutpostError('OUTPOST_E_CLI_UNREACHABLE', `cannot reach the gateway API at ${base}; is \`outpost run\` running?`, { cause: e });
+      }
+      if (!res.ok) throw new OutpostError('OUTPOST_E_CLI_UNREACHABLE', `gateway API answered HTTP ${res.status}`, { details: { url: base } });
+      const body = (await res.json()) as { points: Array<Record<string, unknown>> };
+      io.out(opts.json ? JSON.stringify(body.points, null, 2) : renderPointsTable(body.points, Date.now()));
+      return 0;
+    }));
+
+  wiring.extend?.(program, io);
+  return program;
+}
+
+/** Runs the CLI on argv and returns the exit code (commander usage errors → 2). */
+export async function runCli(argv: readonly string[], wiring: Wiring, io: CliIo): Promise<number> {
+  let code = 0;
+  const program = buildProgram(wiring, io, (c) => (code = c));
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      return 2;
+    }
+    return reportError(io, e);
+  }
+  return code;
+}

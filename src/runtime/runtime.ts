@@ -1,0 +1,233 @@
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '../../hal/clock.js';
+import type { PointCommonConfig } from '../../hal/schema-common.js';
+import type { DeviceDriver, PointValue } from '../../hal/types.js';
+import { ApiServer } from '../api/api-server.js';
+import { LocalBroker } from '../broker/local-broker.js';
+import type { DeviceConfig, OutpostConfig, UpstreamConfig } from '../config/schema.js';
+import { indexPoints, type PointInfo } from '../config/semantic.js';
+import { OutpostError, describeCause } from '../errors/outpost-error.js';
+import { HealthMonitor, type HealthCheck } from '../health/health-monitor.js';
+import type { SystemProbe } from '../health/system-probe.js';
+import type { Message } from '../model/reading.js';
+import { Pipeline, type PointSnapshot } from '../pipeline/pipeline.js';
+import { unapplyScale } from '../pipeline/processors.js';
+import { Router } from '../router/router.js';
+import { FileUpstream } from '../upstream/file-upstream.js';
+import type { Upstream } from '../upstream/upstream.js';
+import { collectMetrics } from './metrics-collector.js';
+
+/** Creates the driver of a configured device (wired by services/: real transports or simulators). */
+export interface DriverFactory {
+  create(device: DeviceConfig, deps: { clock: Clock; logger: Logger }): Promise<DeviceDriver>;
+}
+
+/** Creates the upstream for `upstream.type`; the runtime handles `file` itself. */
+export type UpstreamFactory = (config: UpstreamConfig, deps: { clock: Clock; logger: Logger; gatewayId: string; dataDir: string }) => Promise<Upstream>;
+
+export interface RuntimeDeps {
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly drivers: DriverFactory;
+  readonly systemProbe: SystemProbe;
+  readonly version: string;
+  readonly bootId?: string;
+  readonly upstreamFactory?: UpstreamFactory;
+  readonly timeUncertain?: () => boolean;
+}
+
+export interface RuntimeEndpoints {
+  readonly api: { host: string; port: number } | null;
+  readonly broker: { host: string; port: number } | null;
+}
+
+/**
+ * The Outpost runtime: drivers → pipeline → routes → local broker and upstream, plus health,
+ * metrics and the local API. Invariants: the configuration is frozen and read once; start either
+ * completes or stops what it started and throws; stop applies the drivers' safe states before the
+ * broker and upstream close, and is idempotent; every write (rules, broker, API) goes through
+ * `write`, which checks the point is writable and converts engineering units to raw.
+ */
+export class Runtime {
+  readonly bootId: string;
+  private readonly pointInfo: Map<string, PointInfo>;
+  private readonly pointConfig = new Map<string, PointCommonConfig>();
+  private readonly drivers = new Map<string, { kind: string; driver: DeviceDriver }>();
+  private readonly pipeline: Pipeline;
+  private readonly router: Router;
+  private readonly health: HealthMonitor;
+  private broker: LocalBroker | null = null;
+  private api: ApiServer | null = null;
+  private upstream: Upstream | null = null;
+  private readonly upstreamStats = { rejected_total: 0 };
+  private started = false;
+  private stopping: Promise<void> | null = null;
+
+  constructor(
+    private readonly config: Readonly<OutpostConfig>,
+    private readonly deps: RuntimeDeps,
+  ) {
+    this.bootId = deps.bootId ?? randomUUID();
+    this.pointInfo = indexPoints(config);
+    for (const d of config.devices) for (const p of d.points) this.pointConfig.set(p.id, p);
+    const log = (component: string) => deps.logger.child({ component });
+    this.pipeline = new Pipeline(config, {
+      clock: deps.clock,
+      logger: log('pipeline'),
+      bootId: this.bootId,
+      writer: this,
+      outputs: {
+        reading: (r) => this.onMessage({ kind: 'reading', source: `/readings/${r.device}/${r.point}`, body: r }, `readings/${r.device}/${r.point}`),
+        event: (e) => this.onMessage({ kind: 'event', source: `/events/${e.rule}`, body: e }, `events/${e.rule}`),
+      },
+      ...(deps.timeUncertain ? { timeUncertain: deps.timeUncertain } : {}),
+    });
+    this.router = new Router(config.routes, {
+      upstream: (message, route) => this.toUpstream(message, route),
+      broker: (topic, message) => void this.broker?.publish(topic, JSON.stringify(message.body)),
+    }, log('router'));
+    this.health = new HealthMonitor(deps.systemProbe, config.health, { clock: deps.clock, logger: log('health'), intervalMs: config.health.sampleIntervalMs });
+  }
+
+  async start(): Promise<RuntimeEndpoints> {
+    const { config, deps } = this;
+    const log = deps.logger.child({ component: 'runtime' });
+    try {
+      await this.health.start();
+      this.upstream = await this.createUpstream(config.upstream);
+      await this.upstream.start();
+      let brokerAt: RuntimeEndpoints['broker'] = null;
+      if (config.broker.enabled) {
+        this.broker = new LocalBroker(config.broker, {
+          logger: deps.logger.child({ component: 'broker' }),
+          writer: this,
+          statusPayload: () => ({ gateway: config.gateway.id, bootId: this.bootId, version: deps.version }),
+        });
+        brokerAt = await this.broker.start();
+      }
+      let apiAt: RuntimeEndpoints['api'] = null;
+      if (config.api.enabled) {
+        this.api = new ApiServer(config.api, this.apiBackend(), deps.logger.child({ component: 'api' }));
+        apiAt = await this.api.start();
+      }
+      this.pipeline.start();
+      for (const d of config.devices.filter((x) => x.enabled)) {
+        const driver = await deps.drivers.create(d, { clock: deps.clock, logger: deps.logger.child({ component: 'driver', device: d.id, kind: d.kind }) });
+        this.drivers.set(d.id, { kind: d.kind, driver });
+        await driver.start({ onSamples: (s) => this.pipeline.ingest(s) });
+      }
+      this.started = true;
+      log.info({ bootId: this.bootId, devices: this.drivers.size, api: apiAt, broker: brokerAt }, 'runtime started');
+      return { api: apiAt, broker: brokerAt };
+    } catch (e) {
+      log.error({ err: describeCause(e) }, 'runtime start failed; stopping what started');
+      await this.stop();
+      throw e;
+    }
+  }
+
+  /** Stops everything: drivers first (safe states applied), then pipeline, API, broker, upstream. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      const log = this.deps.logger.child({ component: 'runtime' });
+      for (const { driver } of this.drivers.values()) {
+        await driver.stop().catch((e: unknown) => log.error({ err: describeCause(e), device: driver.deviceId }, 'driver stop failed'));
+      }
+      this.pipeline.stop();
+      this.health.stop();
+      await this.api?.stop();
+      await this.broker?.stop();
+      await this.upstream?.stop().catch((e: unknown) => log.error({ err: describeCause(e) }, 'upstream stop failed'));
+      if (this.started) log.info({}, 'runtime stopped');
+      this.started = false;
+    })();
+    return this.stopping;
+  }
+
+  /** Writes a point in engineering units. Used by rules, the local broker and the API. */
+  async write(pointId: string, value: PointValue, origin: string): Promise<void> {
+    const info = this.pointInfo.get(pointId);
+    if (!info) throw new OutpostError('OUTPOST_E_RUNTIME_UNKNOWN_POINT', 'no such point', { details: { point: pointId } });
+    if (!info.writable) throw new OutpostError('OUTPOST_E_RUNTIME_NOT_WRITABLE', 'point is not writable', { details: { point: pointId } });
+    const entry = this.drivers.get(info.device);
+    if (!entry) throw new OutpostError('OUTPOST_E_HAL_NOT_CONNECTED', 'device of the point is not running', { details: { point: pointId, device: info.device } });
+    const raw = unapplyScale(value, this.pointConfig.get(pointId)?.scale);
+    await entry.driver.write(pointId, raw);
+    this.deps.logger.debug({ component: 'runtime', point: pointId, value, origin }, 'point written');
+  }
+
+  points(): PointSnapshot[] {
+    return this.pipeline.snapshot();
+  }
+
+  healthReport(): { ok: boolean; checks: HealthCheck[] } {
+    const checks: HealthCheck[] = [...this.health.checks()];
+    checks.push({ name: 'runtime', ok: this.started, critical: true });
+    if (this.config.broker.enabled) checks.push({ name: 'broker', ok: this.broker !== null, critical: true });
+    checks.push({ name: 'upstream', ok: this.upstream?.connected() ?? false, critical: true });
+    for (const { driver } of this.drivers.values()) {
+      checks.push({ name: `device:${driver.deviceId}`, ok: driver.connected(), critical: false });
+    }
+    return { ok: checks.every((c) => c.ok || !c.critical), checks };
+  }
+
+  metrics(): string {
+    const components = [
+      { name: 'upstream', counters: () => ({ ...(this.upstream?.counters() ?? {}), ...this.upstreamStats }) },
+      ...(this.broker ? [{ name: 'broker', counters: () => (this.broker as LocalBroker).counters() }] : []),
+    ];
+    return collectMetrics({
+      version: this.deps.version,
+      gatewayId: this.config.gateway.id,
+      bootId: this.bootId,
+      health: this.health,
+      pipeline: this.pipeline,
+      router: this.router,
+      drivers: [...this.drivers.values()],
+      components,
+    });
+  }
+
+  /** The driver of a device (for tests, benchmarks and diagnostics). */
+  driver(deviceId: string): DeviceDriver | undefined {
+    return this.drivers.get(deviceId)?.driver;
+  }
+
+  private apiBackend() {
+    return {
+      health: () => this.healthReport(),
+      metrics: () => this.metrics(),
+      points: () => this.points(),
+      info: () => ({ gateway: this.config.gateway.id, version: this.deps.version, bootId: this.bootId, devices: this.drivers.size, points: this.pointInfo.size }),
+      write: (id: string, v: PointValue, origin: string) => this.write(id, v, origin),
+    };
+  }
+
+  private onMessage(message: Message, topicSuffix: string): void {
+    const b = this.config.broker;
+    if (this.broker && (message.kind === 'event' || b.publishReadings)) {
+      void this.broker.publish(`${b.topicPrefix}/${topicSuffix}`, JSON.stringify(message.body), message.kind === 'reading' && b.retainReadings);
+    }
+    this.router.dispatch(message);
+  }
+
+  private toUpstream(message: Message, route: { id: string; priority: number; ttlSeconds: number }): void {
+    const up = this.upstream;
+    if (!up) return;
+    up.enqueue({ route: route.id, priority: route.priority, ttlSeconds: route.ttlSeconds, enqueuedAt: this.deps.clock.now(), message }).catch((e: unknown) => {
+      this.upstreamStats.rejected_total++;
+      this.deps.logger.warn({ component: 'runtime', route: route.id, err: describeCause(e) }, 'upstream refused a record');
+    });
+  }
+
+  private async createUpstream(config: UpstreamConfig): Promise<Upstream> {
+    const deps = { clock: this.deps.clock, logger: this.deps.logger.child({ component: 'upstream' }), gatewayId: this.config.gateway.id, dataDir: this.config.gateway.dataDir };
+    if (config.type === 'file') {
+      return new FileUpstream(config.path ?? path.join(this.config.gateway.dataDir, 'upstream', 'outbox.ndjson'), config.maxBytes, deps);
+    }
+    if (!this.deps.upstreamFactory) throw new OutpostError('OUTPOST_E_RUNTIME_START', 'no upstream implementation for this type', { details: { type: (config as { type: string }).type } });
+    return this.deps.upstreamFactory(config, deps);
+  }
+}
