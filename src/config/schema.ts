@@ -106,14 +106,14 @@ export const ConfigSchema = Type.Object(
         id: Type.String({ pattern: ID_PATTERN, default: 'outpost', description: 'Name of this gateway in topics and upstream messages.' }),
         dataDir: Type.String({ minLength: 1, default: '/var/lib/outpost', description: 'Writable state (the data partition). Relative paths are relative to the main config file.' }),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, description: 'Identity and storage of this gateway.' },
     ),
     log: Type.Object(
       {
         level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace'].map((l) => Type.Literal(l)), { default: 'info' }),
         pretty: Type.Boolean({ default: false, description: 'Human-readable logs instead of JSON lines.' }),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, description: 'Logging: JSON lines on stdout (journald), or pretty for humans.' },
     ),
     api: Type.Object(
       {
@@ -121,7 +121,7 @@ export const ConfigSchema = Type.Object(
         host: Type.String({ default: '127.0.0.1', description: 'Bind address; keep loopback unless a firewall protects the port.' }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8480, description: '0 picks a free port.' }),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, description: 'Local HTTP API: /healthz, /metrics, /api/points (docs/api.md).' },
     ),
     broker: Type.Object(
       {
@@ -133,7 +133,7 @@ export const ConfigSchema = Type.Object(
         retainReadings: Type.Boolean({ default: true, description: 'Retain the last reading of each point, so a new subscriber gets it at once.' }),
         allowWrites: Type.Boolean({ default: true, description: 'Accept write commands on `<prefix>/commands/write/<point>` (writable points only).' }),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, description: 'Embedded MQTT broker for local applications (docs/broker.md).' },
     ),
     health: Type.Object(
       {
@@ -141,12 +141,12 @@ export const ConfigSchema = Type.Object(
         maxEventLoopLagMs: Type.Integer({ minimum: 10, default: 1000, description: 'Above this p99 event-loop delay /healthz reports unhealthy.' }),
         maxRssMiB: Type.Integer({ minimum: 16, default: 400, description: 'Above this RSS /healthz reports unhealthy.' }),
       },
-      { additionalProperties: false, default: {} },
+      { additionalProperties: false, default: {}, description: 'Health and metrics sampling, and the limits /healthz checks.' },
     ),
     devices: Type.Array(Device, { default: [] }),
     derived: Type.Array(DerivedPoint, { default: [], description: 'Points computed from other points (rates, window aggregates).' }),
     rules: Type.Array(Rule, { default: [], description: 'Threshold rules with hysteresis that act locally, without the cloud.' }),
-    routes: Type.Array(Route, { default: [] }),
+    routes: Type.Array(Route, { default: [], description: 'Where readings and rule events go: the upstream or local broker topics (docs/routes.md).' }),
     upstream: Upstream,
   },
   { additionalProperties: false, $id: 'https://outpost.dev/schema/config.json', title: 'Outpost configuration' },

@@ -16,4 +16,7 @@ export const CORE_CODES = {
   OUTPOST_E_RUNTIME_START: { area: 'runtime', summary: 'The runtime could not start (a port in use, an unwritable data directory, a driver failing to open).', input: false },
   OUTPOST_E_BROKER_COMMAND: { area: 'broker', summary: 'A command published on the local broker was malformed (not JSON, no value, bad reply topic).', input: true },
   OUTPOST_E_API_REQUEST: { area: 'api', summary: 'A request to the local HTTP API was malformed.', input: true },
+  OUTPOST_E_COMMAND_UNKNOWN: { area: 'command', summary: 'A command named no registered handler.', input: true },
+  OUTPOST_E_COMMAND_DUPLICATE: { area: 'command', summary: 'Two handlers were registered under one command name (a wiring bug).', input: false },
+  OUTPOST_E_COMMAND_PARAMS: { area: 'command', summary: 'A command\'s parameters failed validation; the message names the field.', input: true },
 } as const;
