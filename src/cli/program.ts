@@ -15,6 +15,8 @@ export interface Wiring {
   readonly drivers: DriverFactory;
   readonly systemProbe: (mounts: string[]) => SystemProbe;
   readonly upstreamFactory?: UpstreamFactory;
+  /** Registers the command handlers of other areas (OTA…) on a runtime before it starts. */
+  readonly registerCommands?: (runtime: Runtime, logger: Logger) => void;
   /** Extra command groups (OTA, identity, factory…) registered by services/. */
   readonly extend?: (program: Command, io: CliIo) => void;
 }
@@ -47,6 +49,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     version: wiring.version,
     ...(wiring.upstreamFactory ? { upstreamFactory: wiring.upstreamFactory } : {}),
   });
+  wiring.registerCommands?.(runtime, logger);
   const notifier = createNotifier(io.env);
   let endpoints;
   try {

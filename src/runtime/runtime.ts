@@ -5,6 +5,7 @@ import type { Clock } from '../../hal/clock.js';
 import type { PointCommonConfig } from '../../hal/schema-common.js';
 import type { DeviceDriver, PointValue } from '../../hal/types.js';
 import { ApiServer } from '../api/api-server.js';
+import { CommandRegistry } from '../commands/command.js';
 import { LocalBroker } from '../broker/local-broker.js';
 import type { DeviceConfig, OutpostConfig, UpstreamConfig } from '../config/schema.js';
 import { indexPoints, type PointInfo } from '../config/semantic.js';
@@ -25,7 +26,10 @@ export interface DriverFactory {
 }
 
 /** Creates the upstream for `upstream.type`; the runtime handles `file` itself. */
-export type UpstreamFactory = (config: UpstreamConfig, deps: { clock: Clock; logger: Logger; gatewayId: string; dataDir: string }) => Promise<Upstream>;
+export type UpstreamFactory = (
+  config: UpstreamConfig,
+  deps: { clock: Clock; logger: Logger; gatewayId: string; dataDir: string; commands: CommandRegistry; bootId: string },
+) => Promise<Upstream>;
 
 export interface RuntimeDeps {
   readonly clock: Clock;
@@ -52,6 +56,8 @@ export interface RuntimeEndpoints {
  */
 export class Runtime {
   readonly bootId: string;
+  /** Commands accepted from the uplink and local applications; areas register theirs before start. */
+  readonly commands = new CommandRegistry();
   private readonly pointInfo: Map<string, PointInfo>;
   private readonly pointConfig = new Map<string, PointCommonConfig>();
   private readonly drivers = new Map<string, { kind: string; driver: DeviceDriver }>();
@@ -88,6 +94,21 @@ export class Runtime {
       upstream: (message, route) => this.toUpstream(message, route),
       broker: (topic, message) => void this.broker?.publish(topic, JSON.stringify(message.body)),
     }, log('router'));
+    this.commands.register({
+      name: 'points.write',
+      parse: (params: unknown) => {
+        const p = params as { point?: unknown; value?: unknown } | null;
+        if (typeof p?.point !== 'string') throw new OutpostError('OUTPOST_E_COMMAND_PARAMS', 'points.write needs "point" (a point id)');
+        if (typeof p.value !== 'number' && typeof p.value !== 'boolean' && typeof p.value !== 'string') {
+          throw new OutpostError('OUTPOST_E_COMMAND_PARAMS', 'points.write needs "value" (number, boolean or string)');
+        }
+        return { point: p.point, value: p.value };
+      },
+      run: async (p: { point: string; value: PointValue }) => {
+        await this.write(p.point, p.value, 'command');
+        return { point: p.point, value: p.value };
+      },
+    });
     this.health = new HealthMonitor(deps.systemProbe, config.health, { clock: deps.clock, logger: log('health'), intervalMs: config.health.sampleIntervalMs });
   }
 
@@ -223,9 +244,17 @@ export class Runtime {
   }
 
   private async createUpstream(config: UpstreamConfig): Promise<Upstream> {
-    const deps = { clock: this.deps.clock, logger: this.deps.logger.child({ component: 'upstream' }), gatewayId: this.config.gateway.id, dataDir: this.config.gateway.dataDir };
+    const deps = {
+      clock: this.deps.clock,
+      logger: this.deps.logger.child({ component: 'upstream' }),
+      gatewayId: this.config.gateway.id,
+      dataDir: this.config.gateway.dataDir,
+      commands: this.commands,
+      bootId: this.bootId,
+    };
     if (config.type === 'file') {
-      return new FileUpstream(config.path ?? path.join(this.config.gateway.dataDir, 'upstream', 'outbox.ndjson'), config.maxBytes, deps);
+      const file = path.resolve(this.config.gateway.dataDir, config.path ?? path.join('upstream', 'outbox.ndjson'));
+      return new FileUpstream(file, config.maxBytes, deps);
     }
     if (!this.deps.upstreamFactory) throw new OutpostError('OUTPOST_E_RUNTIME_START', 'no upstream implementation for this type', { details: { type: (config as { type: string }).type } });
     return this.deps.upstreamFactory(config, deps);
