@@ -18,5 +18,9 @@ const code = await runCli(process.argv.slice(2), {
   version: pkg.version,
   drivers: new DriverRegistry(),
   systemProbe: (mounts) => new SiSystemProbe(mounts),
+  // One line per area: `outpost <area> …` command groups.
+  cliExtensions: [],
+  // One line per area: command handlers (e.g. ota.install) registered on the runtime.
+  commandRegistrations: [],
 }, io);
 process.exitCode = code;

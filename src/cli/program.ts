@@ -15,10 +15,10 @@ export interface Wiring {
   readonly drivers: DriverFactory;
   readonly systemProbe: (mounts: string[]) => SystemProbe;
   readonly upstreamFactory?: UpstreamFactory;
-  /** Registers the command handlers of other areas (OTA…) on a runtime before it starts. */
-  readonly registerCommands?: (runtime: Runtime, logger: Logger) => void;
-  /** Extra command groups (OTA, identity, factory…) registered by services/. */
-  readonly extend?: (program: Command, io: CliIo) => void;
+  /** Register the command handlers of other areas (OTA…) on a runtime before it starts; one entry per area. */
+  readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger) => void>;
+  /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. */
+  readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo) => void>;
 }
 
 export interface CliIo {
@@ -49,7 +49,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     version: wiring.version,
     ...(wiring.upstreamFactory ? { upstreamFactory: wiring.upstreamFactory } : {}),
   });
-  wiring.registerCommands?.(runtime, logger);
+  for (const register of wiring.commandRegistrations ?? []) register(runtime, logger);
   const notifier = createNotifier(io.env);
   let endpoints;
   try {
@@ -158,7 +158,7 @@ export function buildProgram(wiring: Wiring, io: CliIo, setExit: (code: number) 
       return 0;
     }));
 
-  wiring.extend?.(program, io);
+  for (const extend of wiring.cliExtensions ?? []) extend(program, io);
   return program;
 }
 
