@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# slot <target> <rootfs-tar> <work-dir>: unpacks the root file system to <work-dir>/root and makes the
+# read-only slot image <work-dir>/rootfs.squashfs (zstd; reproducible: fixed times, sorted, no host data).
+. "$(dirname "$0")/lib.sh"
+load_target "$1"
+TAR=$2; W=$3
+rm -rf "$W/root" && mkdir -p "$W/root"
+tar -C "$W/root" --numeric-owner --xattrs --xattrs-include='*' -xf "$TAR"
+# squashfs-tools refuses SOURCE_DATE_EPOCH together with the explicit time options.
+env -u SOURCE_DATE_EPOCH mksquashfs "$W/root" "$W/rootfs.squashfs" -noappend -comp zstd -Xcompression-level 15 \
+  -reproducible -mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH" -no-progress -quiet >/dev/null
+size=$(stat -c %s "$W/rootfs.squashfs")
+[ "$size" -le $((ROOT_MIB * 1024 * 1024)) ] || die "slot: rootfs.squashfs ($size bytes) does not fit a ${ROOT_MIB} MiB slot (image/targets/$TARGET.env ROOT_MIB)"
+log "slot: rootfs.squashfs $((size / 1024 / 1024)) MiB (slot ${ROOT_MIB} MiB)"
