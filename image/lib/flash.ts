@@ -71,15 +71,19 @@ function openSource(image: string): { stream: Readable; total: number | undefine
 export async function flashImage(o: FlashOptions): Promise<FlashResult> {
   const info = checkTarget(o.target, o.system, o.image);
   const src = openSource(o.image);
-  if (info.kind === 'block' && src.total !== undefined && info.sizeBytes !== undefined && info.sizeBytes < src.total) {
+  const abandon = () => {
+    src.done.catch(() => undefined);
     src.stream.destroy();
+  };
+  if (info.kind === 'block' && src.total !== undefined && info.sizeBytes !== undefined && info.sizeBytes < src.total) {
+    abandon();
     throw new OutpostError('OUTPOST_E_FLASH_TARGET', `${o.target} holds ${info.sizeBytes} bytes; the image needs ${src.total}`, { details: { target: o.target } });
   }
   let fd: number;
   try {
     fd = openSync(o.target, info.kind === 'block' ? 'r+' : 'w');
   } catch (e) {
-    src.stream.destroy();
+    abandon();
     throw new OutpostError('OUTPOST_E_FLASH_TARGET', `cannot open ${o.target} for writing`, { cause: e });
   }
   const hash = createHash('sha256');
@@ -111,6 +115,7 @@ export async function flashImage(o: FlashOptions): Promise<FlashResult> {
     fdatasyncSync(fd);
   } catch (e) {
     closeSync(fd);
+    abandon();
     if (e instanceof OutpostError) throw e;
     throw new OutpostError('OUTPOST_E_FLASH_WRITE', `writing ${o.target} failed at byte ${pos}; the target is incomplete: flash it again`, { cause: e, details: { offset: pos } });
   }

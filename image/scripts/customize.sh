@@ -106,4 +106,5 @@ if [ "$TARGET" = x86-64 ]; then
 fi
 
 # Clamp every time stamp to SOURCE_DATE_EPOCH (files this hook and npm wrote are newer).
-find "$R" -xdev -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"
+find "$R" -xdev \( -path "$R/proc" -o -path "$R/sys" -o -path "$R/dev" -o -path "$R/run" \) -prune \
+  -o -newermt "@$SOURCE_DATE_EPOCH" -print0 | xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `npm run test:e2e`: the slow end-to-end suite (run by .ci/run after npm test).
+#  1. builds the x86-64 image (the root file system is reused from the cache when its inputs are unchanged)
+#  2. boots it under QEMU x86-64 (TCG) through the scenarios of test/e2e/boot-ota.e2e.test.ts
+#  3. rebuilds it from scratch in another folder and checks both builds give the same SHA256SUMS
+#  4. builds the Raspberry Pi arm64 image and boots its root file system under qemu-system-aarch64
+# Set OUTPOST_E2E_SKIP_REPRO=1 or OUTPOST_E2E_SKIP_ARM64=1 to leave out step 3 or 4 while developing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+bash scripts/setup.sh
+mapfile -t wanted < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' scripts/apt-packages-image.txt | tr -s ' \t' '\n' | sed '/^$/d' | sort -u)
+missing=()
+for p in "${wanted[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "test:e2e: installing Debian packages: ${missing[*]}"
+  as_root apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends "${missing[@]}"
+fi
+outpost() { node dist/services/outpost.js "$@"; }
+t() { local s=$SECONDS; "$@"; echo "test:e2e: '$*' took $((SECONDS - s)) s"; }
+
+t outpost image build --target x86-64
+t npx vitest run --config vitest.e2e.config.ts test/e2e/boot-ota.e2e.test.ts
+if [ "${OUTPOST_E2E_SKIP_REPRO:-}" != 1 ]; then
+  t outpost image verify-repro --target x86-64 --first .image-build/out
+fi
+if [ "${OUTPOST_E2E_SKIP_ARM64:-}" != 1 ]; then
+  t outpost image build --target rpi-arm64
+  t npx vitest run --config vitest.e2e.config.ts test/e2e/arm64-boot.e2e.test.ts
+fi

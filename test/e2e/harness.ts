@@ -1,0 +1,130 @@
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { freePort, waitForPort } from '../helpers/net.js';
+import { startProcess, type TestProcess } from '../helpers/process.js';
+
+export const REPO = path.resolve(import.meta.dirname, '..', '..');
+export const E2E_DIR = path.join(REPO, '.image-build', 'e2e');
+export const HOOK = path.join(REPO, 'test', 'e2e', 'guest', 'hook.mjs');
+
+/** The built x86-64 image (raw disk in the build's work folder); `npm run test:e2e` builds it first. */
+export function builtDisk(target = 'x86-64'): string {
+  const out = process.env['OUTPOST_E2E_BUILD'] ?? path.join(REPO, '.image-build', 'out');
+  const disk = path.join(out, target, 'work', 'disk.img');
+  if (!existsSync(disk)) throw new Error(`no built image at ${disk}: run \`outpost image build --target ${target}\` (npm run test:e2e does)`);
+  return disk;
+}
+
+/** A mosquitto on 127.0.0.1:<free port>, the "cloud" side the gateway's readings must reach. */
+export async function startMosquitto(dir: string): Promise<{ port: number; proc: TestProcess }> {
+  const port = await freePort();
+  mkdirSync(dir, { recursive: true });
+  const conf = path.join(dir, `mosquitto-${port}.conf`);
+  writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
+  const proc = startProcess('mosquitto', ['-c', conf]);
+  await waitForPort(port);
+  return { port, proc };
+}
+
+export interface GuestStatus {
+  hostname: string;
+  machineId: string;
+  slot: string;
+  dataBytes: number;
+  bootId: string;
+}
+
+/** The host side of the guest test hook: readings, status announcements and remote commands over MQTT. */
+export class GuestLink {
+  readonly readings: Array<{ topic: string; at: number }> = [];
+  readonly statuses: GuestStatus[] = [];
+  private readonly results = new Map<string, (r: { code: number; stdout: string; stderr: string }) => void>();
+  private constructor(readonly client: MqttClient) {
+    client.on('message', (topic, payload) => {
+      if (topic === 'e2e/status') this.statuses.push(JSON.parse(payload.toString()) as GuestStatus);
+      else if (topic.startsWith('e2e/result/')) this.results.get(topic.slice('e2e/result/'.length))?.(JSON.parse(payload.toString()));
+      else if (topic.startsWith('e2e/outpost/readings/')) this.readings.push({ topic: topic.slice(4), at: Date.now() });
+    });
+  }
+
+  static async connect(port: number): Promise<GuestLink> {
+    const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `e2e-host-${randomUUID().slice(0, 8)}` });
+    await client.subscribeAsync(['e2e/status', 'e2e/result/#', 'e2e/outpost/readings/#'], { qos: 1 });
+    return new GuestLink(client);
+  }
+
+  /** Waits for a status announcement newer than `after` statuses (the hook sends one per boot). */
+  async nextStatus(after: number, timeoutMs: number): Promise<GuestStatus> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.statuses.length <= after) {
+      if (Date.now() > deadline) throw new Error(`no status from the guest within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    return this.statuses[after] as GuestStatus;
+  }
+
+  /** Runs a shell script in the guest (as root) and returns its result. */
+  exec(script: string, timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+    return this.send({ script, timeoutMs }, timeoutMs + 10_000);
+  }
+
+  /** The guest streams url into dest (a block device) and checks sha256. */
+  fetch(url: string, dest: string, sha256: string, timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
+    return this.send({ op: 'fetch', url, dest, sha256 }, timeoutMs);
+  }
+
+  /** Sends a command without waiting for its answer (reboots, power-cut scenarios). */
+  fire(script: string): void {
+    void this.client.publishAsync(`e2e/cmd/${randomUUID()}`, JSON.stringify({ script }), { qos: 1 });
+  }
+
+  private send(msg: object, timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
+    const id = randomUUID();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.results.delete(id);
+        reject(new Error(`guest command ${JSON.stringify(msg).slice(0, 120)} did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.results.set(id, (r) => {
+        clearTimeout(timer);
+        this.results.delete(id);
+        resolve(r);
+      });
+      void this.client.publishAsync(`e2e/cmd/${id}`, JSON.stringify(msg), { qos: 1 });
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync();
+  }
+}
+
+/** Reads the ESP's grubenv out of a qcow2 overlay offline (qemu-img dd of the ESP, then mtype). */
+export function readGrubenv(overlay: string, workDir: string): Record<string, string> {
+  const esp = path.join(workDir, 'esp-read.vfat');
+  // The ESP is partition 1: 1 MiB in, 64 MiB long (image/targets/x86-64.env).
+  const r = spawnSync('qemu-img', ['dd', '-f', 'qcow2', '-O', 'raw', `if=${overlay}`, `of=${esp}`, 'bs=1M', 'skip=1', 'count=64'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`qemu-img dd failed: ${r.stderr}`);
+  const t = spawnSync('mtype', ['-i', esp, '::/EFI/BOOT/grubenv'], { encoding: 'utf8' });
+  if (t.status !== 0) throw new Error(`mtype failed: ${t.stderr}`);
+  return Object.fromEntries(t.stdout.split('\n').filter((l) => /^[A-Za-z_]+=/.test(l)).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+}
+
+export class ScenarioClock {
+  readonly times: Array<{ scenario: string; seconds: number }> = [];
+  async time<T>(scenario: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      const seconds = Math.round((Date.now() - t0) / 100) / 10;
+      this.times.push({ scenario, seconds });
+      console.log(`e2e: ${scenario}: ${seconds} s`);
+      mkdirSync(E2E_DIR, { recursive: true });
+      writeFileSync(path.join(E2E_DIR, 'scenario-times.json'), `${JSON.stringify(this.times, null, 2)}\n`);
+    }
+  }
+}
