@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
-import { SimSignal, seededRandom, type SimModelConfig } from '../sim-model.js';
+import type { SimModelConfig } from '../sim-model.js';
+import { SimSignal, seededRandom } from '../sim-signal.js';
 import { encode, isBitTable, registerCount } from './codec.js';
 import { SimModbusPort } from './sim-port.js';
 import type { ModbusDeviceConfig, ModbusPointConfig } from './schema.js';

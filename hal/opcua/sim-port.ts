@@ -1,6 +1,6 @@
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import type { Clock } from '../clock.js';
-import { SimSignal } from '../sim-model.js';
+import { SimSignal } from '../sim-signal.js';
 import type { PointValue } from '../types.js';
 import type { MonitorItem, OpcuaDataValue, OpcuaPort, OpcuaSubscriptionHandle } from './port.js';
 

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { SimSignal, seededRandom } from '../sim-model.js';
+import { SimSignal, seededRandom } from '../sim-signal.js';
 import { SimOpcuaPort } from './sim-port.js';
 import type { OpcuaDeviceConfig } from './schema.js';
 

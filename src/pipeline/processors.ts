@@ -116,7 +116,7 @@ export class TumblingWindow {
       case 'count':
         return count;
       case 'sum':
-        return sum;
+        return count === 0 ? null : sum;
       case 'mean':
         return count === 0 ? null : sum / count;
       case 'min':

@@ -60,7 +60,7 @@ export class Runtime {
   readonly commands = new CommandRegistry();
   private readonly pointInfo: Map<string, PointInfo>;
   private readonly pointConfig = new Map<string, PointCommonConfig>();
-  private readonly drivers = new Map<string, { kind: string; driver: DeviceDriver }>();
+  private readonly drivers = new Map<string, { kind: string; driver: DeviceDriver; ready: Promise<void> }>();
   private readonly pipeline: Pipeline;
   private readonly router: Router;
   private readonly health: HealthMonitor;
@@ -134,11 +134,33 @@ export class Runtime {
         apiAt = await this.api.start();
       }
       this.pipeline.start();
-      for (const d of config.devices.filter((x) => x.enabled)) {
+      // Create every driver first, then start them together: a rule fired by the first sample of one
+      // device may write to another device, and its write waits for that device to be started.
+      const enabled = config.devices.filter((x) => x.enabled);
+      const created: Array<{ id: string; driver: DeviceDriver; start: () => void; failed: (e: unknown) => void }> = [];
+      for (const d of enabled) {
         const driver = await deps.drivers.create(d, { clock: deps.clock, logger: deps.logger.child({ component: 'driver', device: d.id, kind: d.kind }) });
-        this.drivers.set(d.id, { kind: d.kind, driver });
-        await driver.start({ onSamples: (s) => this.pipeline.ingest(s) });
+        let start!: () => void;
+        let failed!: (e: unknown) => void;
+        const ready = new Promise<void>((resolve, reject) => {
+          start = resolve;
+          failed = reject;
+        });
+        ready.catch(() => undefined);
+        this.drivers.set(d.id, { kind: d.kind, driver, ready });
+        created.push({ id: d.id, driver, start, failed });
       }
+      await Promise.all(
+        created.map(async (c) => {
+          try {
+            await c.driver.start({ onSamples: (s) => this.pipeline.ingest(s) });
+            c.start();
+          } catch (e) {
+            c.failed(e);
+            throw e;
+          }
+        }),
+      );
       this.started = true;
       log.info({ bootId: this.bootId, devices: this.drivers.size, api: apiAt, broker: brokerAt }, 'runtime started');
       return { api: apiAt, broker: brokerAt };
@@ -175,6 +197,7 @@ export class Runtime {
     const entry = this.drivers.get(info.device);
     if (!entry) throw new OutpostError('OUTPOST_E_HAL_NOT_CONNECTED', 'device of the point is not running', { details: { point: pointId, device: info.device } });
     const raw = unapplyScale(value, this.pointConfig.get(pointId)?.scale);
+    await entry.ready;
     await entry.driver.write(pointId, raw);
     this.deps.logger.debug({ component: 'runtime', point: pointId, value, origin }, 'point written');
   }
