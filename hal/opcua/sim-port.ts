@@ -29,6 +29,10 @@ export class SimOpcuaPort implements OpcuaPort {
     this.variables.set(nodeId, { signal, value: initial, written: false, writable });
   }
 
+  has(nodeId: string): boolean {
+    return this.variables.has(nodeId);
+  }
+
   async connect(): Promise<void> {
     this.open = true;
   }

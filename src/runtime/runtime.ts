@@ -20,6 +20,19 @@ import { FileUpstream } from '../upstream/file-upstream.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { collectMetrics } from './metrics-collector.js';
 
+/** Converts a written value to the point's value type ("60" → 60, "true"/1 → true); anything else is refused. */
+function coerce(value: PointValue, type: PointInfo['valueType'], point: string): PointValue {
+  if (type === 'string') return String(value);
+  if (type === 'number') {
+    const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+    if (!Number.isFinite(n)) throw new OutpostError('OUTPOST_E_HAL_VALUE', 'point takes a finite number', { details: { point, value } });
+    return n;
+  }
+  if (value === true || value === 1 || value === 'true' || value === '1') return true;
+  if (value === false || value === 0 || value === 'false' || value === '0') return false;
+  throw new OutpostError('OUTPOST_E_HAL_VALUE', 'point takes true or false', { details: { point, value } });
+}
+
 /** Creates the driver of a configured device (wired by services/: real transports or simulators). */
 export interface DriverFactory {
   create(device: DeviceConfig, deps: { clock: Clock; logger: Logger }): Promise<DeviceDriver>;
@@ -196,7 +209,7 @@ export class Runtime {
     if (!info.writable) throw new OutpostError('OUTPOST_E_RUNTIME_NOT_WRITABLE', 'point is not writable', { details: { point: pointId } });
     const entry = this.drivers.get(info.device);
     if (!entry) throw new OutpostError('OUTPOST_E_HAL_NOT_CONNECTED', 'device of the point is not running', { details: { point: pointId, device: info.device } });
-    const raw = unapplyScale(value, this.pointConfig.get(pointId)?.scale);
+    const raw = unapplyScale(coerce(value, info.valueType, pointId), this.pointConfig.get(pointId)?.scale);
     await entry.ready;
     await entry.driver.write(pointId, raw);
     this.deps.logger.debug({ component: 'runtime', point: pointId, value, origin }, 'point written');

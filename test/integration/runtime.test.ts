@@ -193,6 +193,16 @@ describe('runtime on simulated devices', () => {
     expect(((await ro.json()) as { error: { code: string } }).error.code).toBe('OUTPOST_E_RUNTIME_NOT_WRITABLE');
     const bad = await api('/api/points/io.lamp/write', { method: 'POST', body: '{' });
     expect(bad.status).toBe(400);
+    const notANumber = await api('/api/points/plc1.setpoint/write', { method: 'POST', body: JSON.stringify({ value: 'fast' }) });
+    expect(notANumber.status).toBe(400);
+    expect(((await notANumber.json()) as { error: { code: string } }).error.code).toBe('OUTPOST_E_HAL_VALUE');
+    // A numeric string is a number in engineering units, scaled like one (7.5 → register 75).
+    expect((await api('/api/points/plc1.setpoint/write', { method: 'POST', body: JSON.stringify({ value: '7.5' }) })).status).toBe(200);
+    const sp = await waitFor(async () => {
+      const p = (await (await api('/api/points/plc1.setpoint')).json()) as { value: number };
+      return Math.abs(p.value - 7.5) < 1e-9 ? p : null;
+    }, 5000);
+    expect(sp.value).toBeCloseTo(7.5, 9);
   });
 
   it('reports health and Prometheus metrics with real values', async () => {

@@ -245,3 +245,15 @@ describe('TumblingWindow', () => {
     expect(count.close()).toBe(0);
   });
 });
+
+describe('ReportFilter with NaN', () => {
+  it('reports a change to and from NaN (a float sensor fault), but not NaN repeated', async () => {
+    const { ReportFilter } = await import('../../src/pipeline/processors.js');
+    const { GOOD } = await import('../../hal/types.js');
+    const f = new ReportFilter({ absolute: 1 }, undefined, undefined);
+    expect(f.offer(5, GOOD, 0)).toBe(true);
+    expect(f.offer(Number.NaN, GOOD, 1)).toBe(true);
+    expect(f.offer(Number.NaN, GOOD, 2)).toBe(false);
+    expect(f.offer(5, GOOD, 3)).toBe(true);
+  });
+});
