@@ -9,7 +9,8 @@ import { buildSbom } from './sbom.js';
 /**
  * The image build: a fixed list of stages, each a function of committed inputs, run in order with progress.
  * Invariants: outputs go to `<outDir>/<target>/`, scratch to its `work/`; nothing outside `outDir` and
- * `cacheDir` is written; the root file system tar is reused from the cache only when its input key matches;
+ * `cacheDir` is written; the root file system tar (Debian, overlay, units; not the app, added by the slot stage)
+ * is reused from the cache only when its input key matches;
  * SHA256SUMS and build-manifest.json hold no path, host name or wall-clock time, so two builds compare.
  */
 export interface BuildOptions {
@@ -42,7 +43,7 @@ const STAGES = [
   ['fetch', 'locked .debs into the cache (sha256-checked)'],
   ['app', 'Outpost app: compile, npm ci --omit=dev'],
   ['rootfs', 'root file system (mmdebstrap from the local repository)'],
-  ['slot', 'read-only slot image (squashfs)'],
+  ['slot', 'read-only slot image (squashfs) with the app'],
   ['disk', 'partition images and GPT disk'],
   ['bundle', 'OTA bundle (RAUC plain)'],
   ['sbom', 'SBOM (CycloneDX: Debian and npm packages)'],
@@ -87,19 +88,9 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       return {};
     },
     rootfs: async () => {
-      const keyring = process.env['OUTPOST_IMAGE_KEYRING'] ?? path.join(t.imageDir, 'keys', 'ca.cert.pem');
-      const own: Array<[string, string]> = [
-        ['lock', await sha256File(t.lockFile)],
-        ['config.env', await sha256File(path.join(t.imageDir, 'config.env'))],
-        ['target.env', await sha256File(path.join(t.imageDir, 'targets', `${t.name}.env`))],
-        ['overlay-common', sha256Tree(path.join(t.imageDir, 'overlay', 'common'))],
-        ['overlay-target', existsSync(path.join(t.imageDir, 'overlay', t.name)) ? sha256Tree(path.join(t.imageDir, 'overlay', t.name)) : 'none'],
-        ['scripts', combine(await Promise.all(['lib.sh', 'repo.sh', 'rootfs.sh', 'customize.sh'].map(async (s) => [s, await sha256File(path.join(scripts, s))] as [string, string])))],
-        ['outpost.service', await sha256File(path.join(o.repoRoot, 'services', 'outpost.service'))],
-        ['keyring', await sha256File(keyring)],
-      ];
+      const own = await rootfsInputs(t, o.repoRoot);
       inputs.push(...own);
-      rootfsKey = combine(inputs);
+      rootfsKey = combine(own);
       const cached = path.join(o.cacheDir, 'rootfs', `${t.name}-${rootfsKey.slice(0, 16)}.tar`);
       const tar = path.join(work, 'rootfs.tar');
       rmSync(tar, { force: true });
@@ -108,7 +99,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
         return { cached: true, note: `key ${rootfsKey.slice(0, 16)}` };
       }
       await sh('rootfs', 'repo.sh', t.name, debCache, path.join(work, 'repo'));
-      await sh('rootfs', 'rootfs.sh', t.name, path.join(work, 'repo'), path.join(work, 'app'), tar);
+      await sh('rootfs', 'rootfs.sh', t.name, path.join(work, 'repo'), tar);
       rmSync(path.join(work, 'repo'), { recursive: true, force: true });
       mkdirSync(path.dirname(cached), { recursive: true });
       linkOrCopy(tar, `${cached}.tmp`);
@@ -116,7 +107,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       return { note: `key ${rootfsKey.slice(0, 16)}` };
     },
     slot: async () => {
-      await sh('slot', 'slot.sh', t.name, path.join(work, 'rootfs.tar'), work);
+      await sh('slot', 'slot.sh', t.name, path.join(work, 'rootfs.tar'), path.join(work, 'app'), work);
       return { note: `${mib(path.join(work, 'rootfs.squashfs'))} MiB` };
     },
     disk: async () => {
@@ -175,6 +166,22 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     rootfsKey,
     outputs: { disk: path.join(dir, names.disk), bundle: path.join(dir, names.bundle), sbom: path.join(dir, names.sbom), sums: path.join(dir, 'SHA256SUMS'), manifest: path.join(dir, 'build-manifest.json'), rawDisk: path.join(work, 'disk.img') },
   };
+}
+
+/** The inputs of the root file system stage, hashed: its cache key is combine() of these. */
+export async function rootfsInputs(t: ImageTarget, repoRoot: string): Promise<Array<[string, string]>> {
+  const scripts = path.join(t.imageDir, 'scripts');
+  const keyring = process.env['OUTPOST_IMAGE_KEYRING'] ?? path.join(t.imageDir, 'keys', 'ca.cert.pem');
+  return [
+    ['lock', await sha256File(t.lockFile)],
+    ['config.env', await sha256File(path.join(t.imageDir, 'config.env'))],
+    ['target.env', await sha256File(path.join(t.imageDir, 'targets', `${t.name}.env`))],
+    ['overlay-common', sha256Tree(path.join(t.imageDir, 'overlay', 'common'))],
+    ['overlay-target', existsSync(path.join(t.imageDir, 'overlay', t.name)) ? sha256Tree(path.join(t.imageDir, 'overlay', t.name)) : 'none'],
+    ['scripts', combine(await Promise.all(['lib.sh', 'repo.sh', 'rootfs.sh', 'customize.sh'].map(async (s) => [s, await sha256File(path.join(scripts, s))] as [string, string])))],
+    ['outpost.service', await sha256File(path.join(repoRoot, 'services', 'outpost.service'))],
+    ['keyring', await sha256File(keyring)],
+  ];
 }
 
 /** Partition images a build leaves in its work directory (compared by the reproducibility check). */

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # customize <rootdir>: mmdebstrap's customize hook (runs on the host, the root file system at <rootdir>).
-# Applies the overlay and the app, creates the service user, enables units, builds the GRUB EFI binary
+# Applies the overlay and the units, creates the service user, enables units, builds the GRUB EFI binary
 # (x86-64) from the locked GRUB packages, and checks the installed packages against the lock.
 set -euo pipefail
 R=$1
-: "${IMAGE_DIR:?}" "${APP_DIR:?}" "${TARGET:?}" "${LOCK_FILE:?}" "${SOURCE_DATE_EPOCH:?}" "${REPO_ROOT:?}"
+: "${IMAGE_DIR:?}" "${TARGET:?}" "${LOCK_FILE:?}" "${SOURCE_DATE_EPOCH:?}" "${REPO_ROOT:?}"
 # shellcheck disable=SC1091
 . "$IMAGE_DIR/config.env"
 
@@ -27,11 +27,9 @@ for d in common "$TARGET"; do
   tar -C "$IMAGE_DIR/overlay/$d" --owner=0 --group=0 --numeric-owner -cf - . | tar -C "$R" --no-overwrite-dir -xf -
 done
 
-# The app and its units.
+# The app's unit (the app itself is added to /opt/outpost by the slot stage, so an app change does not
+# rebuild the root file system).
 mkdir -p "$R/opt/outpost"
-cp -a "$APP_DIR/." "$R/opt/outpost/"
-mkdir -p "$R/opt/outpost/services" && cp "$REPO_ROOT/services/README.md" "$R/opt/outpost/services/README.md"
-chown -R 0:0 "$R/opt/outpost"
 install -m 0644 "$REPO_ROOT/services/outpost.service" "$R/usr/lib/systemd/system/outpost.service"
 # Per-unit drop-ins live on the data partition.
 ln -sfn /var/lib/outpost/config.d "$R/etc/outpost/config.d"

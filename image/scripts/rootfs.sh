@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# rootfs <target> <repo-dir> <app-dir> <out-tar>: the root file system as a tar, built by mmdebstrap from the
-# local repository of locked .debs only (no network), with the overlay, the app and the units applied by
+# rootfs <target> <repo-dir> <out-tar>: the root file system as a tar, built by mmdebstrap from the
+# local repository of locked .debs only (no network), with the overlay and the units applied by
 # customize.sh. Reproducible: SOURCE_DATE_EPOCH from image/config.env, no host leaks.
 . "$(dirname "$0")/lib.sh"
 load_target "$1"
-REPO=$(realpath "$2"); APP_DIR=$(realpath "$3"); OUT=$4
-export SOURCE_DATE_EPOCH APP_DIR IMAGE_DIR REPO_ROOT TARGET LOCK_FILE
+REPO=$(realpath "$2"); OUT=$3
+export SOURCE_DATE_EPOCH IMAGE_DIR REPO_ROOT TARGET LOCK_FILE
 ensure_binfmt "$ARCH"
 mmdebstrap_common_opts
 # The initramfs hook and script must be in place before the kernel package builds the initramfs.

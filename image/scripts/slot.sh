@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# slot <target> <rootfs-tar> <work-dir>: unpacks the root file system to <work-dir>/root and makes the
-# read-only slot image <work-dir>/rootfs.squashfs (zstd; reproducible: fixed times, sorted, no host data).
+# slot <target> <rootfs-tar> <app-dir> <work-dir>: unpacks the root file system to <work-dir>/root, adds the
+# Outpost app in /opt/outpost, and makes the read-only slot image <work-dir>/rootfs.squashfs (zstd; reproducible:
+# fixed times, sorted, no host data).
 . "$(dirname "$0")/lib.sh"
 load_target "$1"
-TAR=$2; W=$3
+TAR=$2; APP=$3; W=$4
 rm -rf "$W/root" && mkdir -p "$W/root"
 tar -C "$W/root" --numeric-owner --xattrs --xattrs-include='*' -xf "$TAR"
+cp -a "$APP/." "$W/root/opt/outpost/"
+mkdir -p "$W/root/opt/outpost/services" && cp "$REPO_ROOT/services/README.md" "$W/root/opt/outpost/services/README.md"
+chown -R 0:0 "$W/root/opt/outpost"
+find "$W/root/opt/outpost" -print0 | xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"
 # squashfs-tools refuses SOURCE_DATE_EPOCH together with the explicit time options.
 env -u SOURCE_DATE_EPOCH mksquashfs "$W/root" "$W/rootfs.squashfs" -noappend -comp zstd -Xcompression-level 15 \
   -reproducible -mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH" -no-progress -quiet >/dev/null
