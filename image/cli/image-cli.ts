@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import type { CliIo } from '../../src/cli/program.js';
 import { OutpostError } from '../../src/errors/outpost-error.js';
-import { assertTool, buildImage, type ProgressEvent } from '../lib/build.js';
+import { assertTool, buildImage, rootfsInputs, type ProgressEvent } from '../lib/build.js';
+import { combine } from '../lib/hash.js';
 import { listTargets, loadTarget } from '../lib/config.js';
 import { flashImage } from '../lib/flash.js';
 import { realSystem } from '../lib/flash-guard.js';
@@ -82,6 +83,16 @@ export function registerImageCli(program: Command, io: CliIo): void {
     .command('targets')
     .description('list the image targets')
     .action(() => io.out(listTargets(path.join(repoRoot(), 'image')).join('\n')));
+  image
+    .command('key')
+    .description("print the cache key of a target's root file system (a hash of its inputs; the app is not one)")
+    .requiredOption('-t, --target <target>', 'x86-64 or rpi-arm64')
+    .action((o: { target: string }) =>
+      run(async () => {
+        const root = repoRoot();
+        io.out(combine(await rootfsInputs(loadTarget(path.join(root, 'image'), o.target), root)));
+        return 0;
+      })());
   image
     .command('build')
     .description('build the disk image, OTA bundle, SBOM, SHA256SUMS and build manifest of a target')

@@ -171,6 +171,9 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
 /** The inputs of the root file system stage, hashed: its cache key is combine() of these. */
 export async function rootfsInputs(t: ImageTarget, repoRoot: string): Promise<Array<[string, string]>> {
   const scripts = path.join(t.imageDir, 'scripts');
+  if (!existsSync(t.lockFile)) {
+    throw new OutpostError('OUTPOST_E_IMAGE_CONFIG', `no package lock ${path.relative(repoRoot, t.lockFile)}: run image/scripts/lock.sh ${t.name} (docs/image.md, bumping the lock)`);
+  }
   const keyring = process.env['OUTPOST_IMAGE_KEYRING'] ?? path.join(t.imageDir, 'keys', 'ca.cert.pem');
   return [
     ['lock', await sha256File(t.lockFile)],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # slot <target> <rootfs-tar> <app-dir> <work-dir>: unpacks the root file system to <work-dir>/root, adds the
-# Outpost app in /opt/outpost, and makes the read-only slot image <work-dir>/rootfs.squashfs (zstd; reproducible:
+# Outpost app in /opt/outpost, and makes the read-only slot image <work-dir>/rootfs.squashfs (gzip, which GRUB's squash4 reads, zstd it does not; reproducible:
 # fixed times, sorted, no host data).
 . "$(dirname "$0")/lib.sh"
 load_target "$1"
@@ -12,7 +12,7 @@ mkdir -p "$W/root/opt/outpost/services" && cp "$REPO_ROOT/services/README.md" "$
 chown -R 0:0 "$W/root/opt/outpost"
 find "$W/root/opt/outpost" -print0 | xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"
 # squashfs-tools refuses SOURCE_DATE_EPOCH together with the explicit time options.
-env -u SOURCE_DATE_EPOCH mksquashfs "$W/root" "$W/rootfs.squashfs" -noappend -comp zstd -Xcompression-level 15 \
+env -u SOURCE_DATE_EPOCH mksquashfs "$W/root" "$W/rootfs.squashfs" -noappend -comp gzip -Xcompression-level 9 \
   -reproducible -mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH" -no-progress -quiet >/dev/null
 size=$(stat -c %s "$W/rootfs.squashfs")
 [ "$size" -le $((ROOT_MIB * 1024 * 1024)) ] || die "slot: rootfs.squashfs ($size bytes) does not fit a ${ROOT_MIB} MiB slot (image/targets/$TARGET.env ROOT_MIB)"
