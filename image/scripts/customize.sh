@@ -54,9 +54,9 @@ mkdir -p "$R/data"
   echo "tmpfs /tmp tmpfs mode=1777,nosuid,nodev,size=64m 0 0"
   case "$TARGET" in
     x86-64) mkdir -p "$R/boot/efi"
-      echo "PARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail,x-systemd.device-timeout=20s 0 2" ;;
+      echo "PARTLABEL=esp /boot/efi vfat umask=0077,noatime,nofail 0 2" ;;
     rpi-arm64) mkdir -p "$R/boot/firmware"
-      echo "PARTLABEL=bootcfg /boot/firmware vfat umask=0077,noatime,nofail,x-systemd.device-timeout=20s 0 2" ;;
+      echo "PARTLABEL=bootcfg /boot/firmware vfat umask=0077,noatime,nofail 0 2" ;;
   esac
 } > "$R/etc/fstab"
 
