@@ -31,7 +31,7 @@ let served = 0;
 async function editenv(args: string): Promise<void> {
   const r = await link.exec(`grub-editenv /boot/efi/EFI/BOOT/grubenv set ${args} && sync`);
   if (r.code !== 0) {
-    const diag = await link.exec('findmnt /boot/efi; systemctl status --no-pager boot-efi.mount; journalctl -b --no-pager | grep -i -E 'esp|fsck|boot-efi|partlabel|timed out' | tail -30; ls -la /boot/efi /dev/disk/by-partlabel');
+    const diag = await link.exec("findmnt /boot/efi; systemctl status --no-pager boot-efi.mount; journalctl -b --no-pager | grep -i -E 'esp|fsck|boot-efi|partlabel|timed out' | tail -30; ls -la /boot/efi /dev/disk/by-partlabel");
     expect(r.code, `${r.stderr}\n${diag.stdout}${diag.stderr}`).toBe(0);
   }
 }

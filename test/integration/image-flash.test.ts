@@ -1,11 +1,11 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flashImage, zstdContentSize } from '../../image/lib/flash.js';
-import { checkTarget, parseMountinfo, type SystemView } from '../../image/lib/flash-guard.js';
+import { checkTarget, parseMountinfo, realSystem, type SystemView } from '../../image/lib/flash-guard.js';
 
 /**
  * `outpost flash` against real files (raw and zstd images written and read back) and a fake running system:
@@ -141,9 +141,10 @@ describe('outpost flash', () => {
     expect(parseMountinfo('30 22 8:3 / /media/my\\040stick rw - vfat /dev/sdb1 rw')).toEqual([{ devno: '8:3', mountPoint: '/media/my stick', source: '/dev/sdb1' }]);
   });
 
-  it('really reads /proc on this machine: the root file system device is refused', () => {
-    const info = readFileSync('/proc/self/mountinfo', 'utf8');
-    expect(parseMountinfo(info).some((m) => m.mountPoint === '/')).toBe(true);
-    truncateSync(path.join(dir, 'out1.img'), MiB);
+  it('on this machine, refuses the block device that holds a mounted file system (real /proc and /sys)', () => {
+    const mounts = parseMountinfo(readFileSync('/proc/self/mountinfo', 'utf8'));
+    const dev = mounts.map((m) => m.source).find((src) => src.startsWith('/dev/') && statSync(src, { throwIfNoEntry: false })?.isBlockDevice());
+    expect(dev, 'a mounted block device').toBeDefined();
+    expect(() => checkTarget(dev as string, realSystem, image)).toThrow(/refusing to flash/);
   });
 });
