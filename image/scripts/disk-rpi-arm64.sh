@@ -19,7 +19,9 @@ dtbs=$R/usr/lib/linux-image-$kver/broadcom
 cfg=$W/bootcfg.vfat; boot=$W/boot.vfat
 rm -f "$cfg" "$boot"
 mkfs.vfat --invariant -i "$BOOTCFG_SERIAL" -n BOOTCFG -F 16 -C "$cfg" $((BOOTCFG_MIB * 1024)) >/dev/null
-mcopy -m -i "$cfg" "$IMAGE_DIR/rpi/autoboot.txt" ::/
+# mcopy -m keeps each file's time: copies of the checkout's files get SOURCE_DATE_EPOCH.
+for f in autoboot.txt config.txt cmdline.txt; do cp "$IMAGE_DIR/rpi/$f" "$W/$f"; touch -d "@$SOURCE_DATE_EPOCH" "$W/$f"; done
+mcopy -m -i "$cfg" "$W/autoboot.txt" ::/
 mkfs.vfat --invariant -i "$BOOTA_SERIAL" -n BOOT -F 32 -C "$boot" $((BOOT_MIB * 1024)) >/dev/null
 # Firmware blobs (Pi 4: start4/fixup4; the Pi 5 boots from its EEPROM and needs only config.txt and DTBs).
 mapfile -t blobs < <(cd "$fw" && ls | LC_ALL=C sort | grep -E '^(bootcode\.bin|start4.*\.elf|fixup4.*\.dat|LICENCE.*)$' | sed "s|^|$fw/|")
@@ -30,7 +32,7 @@ mapfile -t dt < <(cd "$dtbs" && ls | LC_ALL=C sort | grep -E '^bcm(2711|2712|283
 mcopy -m -i "$boot" "${dt[@]}" ::/
 cp -L "$R/boot/vmlinuz" "$W/vmlinuz"; cp -L "$R/boot/initrd.img" "$W/initrd.img"
 touch -d "@$SOURCE_DATE_EPOCH" "$W/vmlinuz" "$W/initrd.img"
-mcopy -m -i "$boot" "$W/vmlinuz" "$W/initrd.img" "$IMAGE_DIR/rpi/config.txt" "$IMAGE_DIR/rpi/cmdline.txt" ::/
+mcopy -m -i "$boot" "$W/vmlinuz" "$W/initrd.img" "$W/config.txt" "$W/cmdline.txt" ::/
 
 MiB=$((1024 * 1024))
 p1=1; p2=$((p1 + BOOTCFG_MIB)); p3=$((p2 + BOOT_MIB)); p4=$((p3 + BOOT_MIB)); p5=$((p4 + ROOT_MIB)); p6=$((p5 + ROOT_MIB))

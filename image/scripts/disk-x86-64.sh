@@ -12,8 +12,11 @@ rm -f "$esp" "$W/grubenv"
 mkfs.vfat --invariant -i "$ESP_SERIAL" -n ESP -F 32 -C "$esp" $((ESP_MIB * 1024)) >/dev/null
 grub-editenv "$W/grubenv" create
 grub-editenv "$W/grubenv" set ORDER="A B" A_OK=1 A_TRY=0 B_OK=0 B_TRY=0
+cp "$IMAGE_DIR/grub/grub.cfg" "$W/grub.cfg"
+# mcopy -m keeps each file's time: make them all SOURCE_DATE_EPOCH (a checkout's times are not).
+touch -d "@$SOURCE_DATE_EPOCH" "$W/grub.cfg" "$W/grubenv"
 mmd -i "$esp" ::/EFI ::/EFI/BOOT
-mcopy -m -i "$esp" "$W/root/usr/lib/outpost/boot/BOOTX64.EFI" "$IMAGE_DIR/grub/grub.cfg" "$W/grubenv" ::/EFI/BOOT/
+mcopy -m -i "$esp" "$W/root/usr/lib/outpost/boot/BOOTX64.EFI" "$W/grub.cfg" "$W/grubenv" ::/EFI/BOOT/
 
 MiB=$((1024 * 1024))
 esp_start=1; rootA_start=$((esp_start + ESP_MIB)); rootB_start=$((rootA_start + ROOT_MIB))
