@@ -49,7 +49,7 @@ try {
   console.log(`  baseline zstd -dc | dd conv=fsync + sha256sum: ${b.toFixed(2)} s (${(SIZE_MIB / b).toFixed(0)} MiB/s)`);
   console.log(`  outpost flash (write, fdatasync, read back):    ${o.toFixed(2)} s (${(SIZE_MIB / o).toFixed(0)} MiB/s)`);
   console.log(`  ratio outpost/baseline: ${(o / b).toFixed(2)} (below 1 is faster)`);
-  console.log(`  RSS: ${mib(process.memoryUsage().rss)} MiB`);
+  console.log(`  RSS: ${mib(process.memoryUsage().rss)}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -57,7 +57,8 @@ export class QemuVm {
       '-display', 'none', '-monitor', 'none', '-serial', 'stdio',
       '-drive', `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
       '-drive', `if=pflash,format=raw,file=${this.vars}`,
-      '-drive', `file=${this.overlay},if=virtio,format=qcow2,cache=unsafe`,
+      // Default (writeback) cache, not cache=unsafe: the guest's flushes reach the overlay file, so SIGKILL is a fair power cut.
+      '-drive', `file=${this.overlay},if=virtio,format=qcow2`,
       '-netdev', net, '-device', 'virtio-net-pci,netdev=n0',
       ...this.o.fwCfg.flatMap((f) => ['-fw_cfg', `name=${f.name},file=${f.file}`]),
     ];
