@@ -16,6 +16,7 @@ cp package.json package-lock.json "$OUT/"
 log "app: npm ci --omit=dev"
 ( cd "$OUT" && npm ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null )
 rm -f "$OUT/package-lock.json"
+rm -rf "$OUT/dist/bench" "$OUT/dist/scripts"   # benchmarks and doc generators stay off the device
 # Native addons.
 while IFS= read -r gyp; do
   pkgdir=$(dirname "$gyp")

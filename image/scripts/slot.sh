@@ -7,6 +7,11 @@ load_target "$1"
 TAR=$2; APP=$3; W=$4
 rm -rf "$W/root" && mkdir -p "$W/root"
 tar -C "$W/root" --numeric-owner --xattrs --xattrs-include='*' -xf "$TAR"
+# mmdebstrap's file-mirror-automount leaves the local repository's mount point (<out>/<target>/work/repo, a path
+# that differs between builds) as empty directories in the tar: remove that chain of empty directories.
+while IFS= read -r d; do
+  while [ "$d" != "$W/root" ] && rmdir "$d" 2>/dev/null; do d=$(dirname "$d"); done
+done < <(find "$W/root" -depth -type d -path '*/work/repo' -empty)
 cp -a "$APP/." "$W/root/opt/outpost/"
 mkdir -p "$W/root/opt/outpost/services" && cp "$REPO_ROOT/services/README.md" "$W/root/opt/outpost/services/README.md"
 chown -R 0:0 "$W/root/opt/outpost"
