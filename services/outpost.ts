@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { systemClock } from '../hal/clock.js';
 import { runCli, type CliIo } from '../src/cli/program.js';
 import { SiSystemProbe } from '../src/health/system-probe.js';
+import { ClockSync, TIMESYNCD_MARKER } from '../src/uplink/clock-sync.js';
 import { DriverRegistry } from './driver-registry.js';
 
 /** Entry point of the `outpost` command: the only place that wires real implementations. */
@@ -18,6 +20,10 @@ const code = await runCli(process.argv.slice(2), {
   version: pkg.version,
   drivers: new DriverRegistry(),
   systemProbe: (mounts) => new SiSystemProbe(mounts),
+  // `upstream.type: mqtt`: store + MQTT uplink, loaded only when configured.
+  upstreamFactory: async (config, deps) => (await import('../src/uplink/factory.js')).createUplinkFactory({ version: pkg.version })(config, deps),
+  // Readings are time-uncertain until systemd-timesyncd says the clock is synchronised.
+  clockSync: (logger) => new ClockSync({ clock: systemClock, logger: logger.child({ component: 'clock-sync' }), marker: process.env['OUTPOST_CLOCK_SYNC_MARKER'] ?? TIMESYNCD_MARKER }),
   // One line per area: `outpost <area> …` command groups.
   cliExtensions: [],
   // One line per area: command handlers (e.g. ota.install) registered on the runtime.

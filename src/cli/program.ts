@@ -15,6 +15,8 @@ export interface Wiring {
   readonly drivers: DriverFactory;
   readonly systemProbe: (mounts: string[]) => SystemProbe;
   readonly upstreamFactory?: UpstreamFactory;
+  /** Clock-synchronisation source: readings are marked time-uncertain while it says so. */
+  readonly clockSync?: (logger: Logger) => { start(): Promise<void>; timeUncertain(): boolean; stop(): void };
   /** Register the command handlers of other areas (OTA…) on a runtime before it starts; one entry per area. */
   readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger) => void>;
   /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. */
@@ -41,6 +43,8 @@ export function reportError(io: CliIo, e: unknown): number {
 async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel?: string }, wiring: Wiring, io: CliIo): Promise<number> {
   const { config, files } = await loadConfig(configFile);
   const logger: Logger = await createLogger({ level: opts.logLevel ?? config.log.level, pretty: opts.pretty ?? config.log.pretty });
+  const clockSync = wiring.clockSync?.(logger);
+  await clockSync?.start();
   const runtime = new Runtime(config, {
     clock: systemClock,
     logger,
@@ -48,6 +52,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     systemProbe: wiring.systemProbe(['/', config.gateway.dataDir]),
     version: wiring.version,
     ...(wiring.upstreamFactory ? { upstreamFactory: wiring.upstreamFactory } : {}),
+    ...(clockSync ? { timeUncertain: () => clockSync.timeUncertain() } : {}),
   });
   for (const register of wiring.commandRegistrations ?? []) register(runtime, logger);
   const notifier = createNotifier(io.env);
@@ -76,6 +81,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
       exiting = true;
       logger.info({ signal }, 'shutting down');
       pinger.stop();
+      clockSync?.stop();
       void notifier.stopping().catch(() => undefined);
       void runtime.stop().then(
         () => resolve(code),

@@ -4,6 +4,7 @@ import { ModbusDevice } from '../../hal/modbus/schema.js';
 import { OpcuaDevice } from '../../hal/opcua/schema.js';
 import { ID_PATTERN, Id, PointReporting, TaggedUnion } from '../../hal/schema-common.js';
 import { SerialDevice } from '../../hal/serial/schema.js';
+import { MqttUpstream } from '../uplink/schema.js';
 
 /** The one configuration schema of Outpost. docs/config.md is generated from it (`npm run docs`). */
 
@@ -95,6 +96,7 @@ export const Upstream = TaggedUnion(
     },
     { additionalProperties: false, description: 'Local JSON-lines file: the upstream until a cloud uplink is configured.' },
   ),
+  MqttUpstream,
   ],
   { default: { type: 'file' }, description: 'Where `$upstream` routes deliver.' },
 );
