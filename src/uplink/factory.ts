@@ -39,6 +39,7 @@ export function createUplinkFactory(options: UplinkFactoryOptions): UpstreamFact
         maxRecordBytes: s.maxRecordBytes,
         routes: s.routes,
         quarantineMaxBytes: s.quarantineMaxBytes,
+        checkpointIntervalMs: s.checkpointIntervalMs,
         ...(s.weights ? { weights: s.weights } : {}),
       },
       { clock: deps.clock, logger: deps.logger.child({ component: 'store' }) },

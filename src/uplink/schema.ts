@@ -16,6 +16,7 @@ export const StoreConfig = Type.Object(
     fsyncIntervalMs: Type.Integer({ minimum: 1, maximum: 1000, default: 200, description: 'Group-commit window: records are written and fdatasync\'ed together at most this long after the first arrives.' }),
     onFull: { ...OnFull, default: 'drop-oldest' },
     maxRecordBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024, default: 256 * 1024, description: 'Larger records are refused.' }),
+    checkpointIntervalMs: Type.Integer({ minimum: 50, maximum: 60_000, default: 1000, description: 'How often delivery progress is saved; after a crash, records delivered since the last save are sent again (at-least-once).' }),
     quarantineMaxBytes: Type.Integer({ minimum: 4096, default: 8 * 1024 * 1024, description: 'Size of `quarantine.ndjson` before it rotates to `.1`.' }),
     weights: Type.Optional(
       Type.Array(Type.Number({ exclusiveMinimum: 0 }), {
