@@ -253,4 +253,31 @@ describe('MQTT uplink against mosquitto', () => {
     await uplink.stop();
     await waitFor(() => late.messages.some((m) => JSON.parse(m.payload.toString()).state === 'offline'), 5000);
   }, 30_000);
+
+  it('speaks the Azure IoT Hub topic layout: telemetry events with a property bag, direct methods answered with $rid', async () => {
+    const dir = tmp();
+    const broker = await new TestBroker({ dir: path.join(dir, 'broker') }).start();
+    cleanups.push(() => broker.stop());
+    const hub = await subscriber(broker.url(), ['devices/#', '$iothub/methods/res/#']);
+    const { uplink, commands } = await buildUplink(
+      { type: 'mqtt', url: broker.url(), profile: { type: 'azure', hubHostname: 'myhub.azure-devices.net', deviceId: 'dev-42' }, store: { fsyncIntervalMs: 10 }, batch: { maxLatencyMs: 10 } },
+      { dataDir: path.join(dir, 'data'), logger: silentLogger() },
+    );
+    commands.register({ name: 'points.write', parse: (p: unknown) => p, run: async (p) => ({ ok: p }) });
+    await started(uplink);
+    await waitFor(() => uplink.connected(), 10_000);
+    await Promise.all([1, 2, 3].map((i) => uplink.enqueue(readingRecord(i, 'telemetry', 3))));
+    await waitFor(() => hub.messages.some((m) => m.topic.includes('type=batch')), 10_000);
+    const batch = hub.messages.find((m) => m.topic.includes('type=batch'));
+    expect(batch?.topic).toBe('devices/dev-42/messages/events/$.ct=application%2Fjson&$.ce=utf-8&type=batch&route=telemetry&priority=3');
+    expect((JSON.parse(batch?.payload.toString() ?? '{}') as JsonBatch).records.map((r) => (r.message.body as { seq: number }).seq)).toEqual([1, 2, 3]);
+    expect(hub.messages.some((m) => m.topic.includes('type=status') && JSON.parse(m.payload.toString()).state === 'online')).toBe(true);
+    await hub.client.publishAsync('$iothub/methods/POST/points.write/?$rid=7', JSON.stringify({ point: 'valve', value: 2 }), { qos: 1 });
+    await hub.client.publishAsync('$iothub/methods/POST/nope/?$rid=8', '{}', { qos: 1 });
+    await hub.client.publishAsync('$iothub/methods/POST/points.write/?$rid=9', '{oops', { qos: 1 });
+    await waitFor(() => hub.messages.filter((m) => m.topic.startsWith('$iothub/methods/res/')).length >= 3, 10_000);
+    const res = hub.messages.filter((m) => m.topic.startsWith('$iothub/methods/res/')).map((m) => m.topic).sort();
+    expect(res).toEqual(['$iothub/methods/res/200/?$rid=7', '$iothub/methods/res/400/?$rid=9', '$iothub/methods/res/404/?$rid=8']);
+    expect(JSON.parse(hub.messages.find((m) => m.topic === '$iothub/methods/res/200/?$rid=7')?.payload.toString() ?? '{}')).toEqual({ ok: { point: 'valve', value: 2 } });
+  }, 60_000);
 });

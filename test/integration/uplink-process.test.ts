@@ -84,9 +84,11 @@ describe('outpost run with the MQTT uplink', () => {
     writeFileSync(cfg, configYaml({ dataDir: path.join(dir, 'data'), upstream: `  type: mqtt\n  url: ${broker.url()}\n  reconnect: { initialMs: 100, maxMs: 400 }\n  batch: { maxLatencyMs: 20, maxRecords: 50 }\n  store: { fsyncIntervalMs: 30, minFreeBytes: 0, segmentBytes: 65536, checkpointIntervalMs: 250 }` }));
     const acked = new Set<number>();
     const trials = 20;
+    const marker = path.join(dir, 'clock-synchronized');
+    const env = { OUTPOST_CLOCK_SYNC_MARKER: marker };
     let torn = 0;
     for (let t = 0; t < trials; t++) {
-      const p = run(cfg);
+      const p = run(cfg, env);
       await p.waitForOutput(/"uplink connected"/, 30_000);
       await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 900)));
       p.child.kill('SIGKILL');
@@ -94,17 +96,20 @@ describe('outpost run with the MQTT uplink', () => {
       for (const s of persistedSeqs(p.output())) acked.add(s);
       torn += /torn last record dropped/.test(p.output()) ? 1 : 0;
     }
-    // A last clean run drains what the kills left behind.
-    const last = run(cfg);
+    // A last clean run drains what the kills left behind; its clock is now known to be synchronised.
+    writeFileSync(marker, '');
+    const last = run(cfg, env);
+    const lastBoot = (await last.waitForOutput(/"bootId":"([^"]+)"[^\n]*"runtime started"/, 30_000))[1];
     await last.waitForOutput(/"uplink connected"/, 30_000);
     const received = () => {
       const all: number[] = [];
       for (const m of sub.messages) all.push(...(JSON.parse(m.payload.toString()) as JsonBatch).records.map((r) => r.storeSeq));
       return all;
     };
+    const bodies = () => sub.messages.flatMap((m) => (JSON.parse(m.payload.toString()) as JsonBatch).records.map((r) => r.message.body as { bootId: string; timeUncertain?: boolean }));
     await waitFor(() => {
       const got = new Set(received());
-      return [...acked].every((s) => got.has(s));
+      return [...acked].every((s) => got.has(s)) && bodies().some((b) => b.bootId === lastBoot);
     }, 60_000, 200).catch(() => undefined);
     await last.stop('SIGTERM');
     const all = received();
@@ -115,6 +120,12 @@ describe('outpost run with the MQTT uplink', () => {
     console.log(`kill -9 trials: ${trials}; acknowledged as persisted: ${acked.size}; received: ${all.length} (${unique.size} distinct); duplicates: ${duplicates} (${((100 * duplicates) / Math.max(1, unique.size)).toFixed(2)} %); torn records dropped on restart: ${torn}; missing: ${missing.length}`);
     expect(acked.size).toBeGreaterThan(trials * 50);
     expect(missing).toEqual([]);
+    // Readings taken before the clock was known to be synchronised are marked, not dropped.
+    const all2 = bodies();
+    expect(all2.filter((b) => b.bootId !== lastBoot).every((b) => b.timeUncertain === true)).toBe(true);
+    const lastRun = all2.filter((b) => b.bootId === lastBoot);
+    expect(lastRun.length).toBeGreaterThan(0);
+    expect(lastRun.every((b) => b.timeUncertain === undefined)).toBe(true);
   }, 300_000);
 
   it('Sparkplug B: NBIRTH/DBIRTH/DDATA decode, bdSeq in NDEATH when the process is killed, rebirth on NCMD', async () => {
