@@ -45,6 +45,9 @@ export interface Taken {
   readonly out: Outstanding;
 }
 
+/** A group commit starts before the end of its window once this much waits. */
+const FLUSH_EARLY_BYTES = 512 * 1024;
+
 const statfsFree = async (dir: string) => {
   const s = await statfs(dir);
   return s.bavail * s.bsize;
@@ -52,8 +55,8 @@ const statfsFree = async (dir: string) => {
 
 /**
  * The durable store-and-forward log: one FIFO queue per (route, priority), segment files under `dir`.
- * Invariants: `enqueue` resolves only after the record's bytes were fdatasync'ed (group commit every
- * `fsyncIntervalMs`); the bytes on disk never exceed `maxBytes`, a route never exceeds its bound and
+ * Invariants: `enqueue` resolves only after the record's bytes were fdatasync'ed (group commit at most
+ * `fsyncIntervalMs` after the first record waits, sooner once 512 KiB wait); the bytes on disk never exceed `maxBytes`, a route never exceeds its bound and
  * free disk never goes below `minFreeBytes` because of the store — when a bound would be crossed the
  * route's on-full policy rejects the new record or deletes whole old segments (every lost record is
  * counted by reason); one flush, drop, checkpoint or deletion runs at a time (`lock`); a record leaves
@@ -66,6 +69,7 @@ export class DurableStore {
   private nextSeq = 1;
   private lock: Promise<unknown> = Promise.resolve();
   private flushTimer: unknown = null;
+  private flushQueued = false;
   private maintainTimer: unknown = null;
   private closed = true;
   private dirty = false;
@@ -127,6 +131,15 @@ export class DurableStore {
       list.push({ buf, seq, resolve, reject });
       this.pending.set(q, list);
       this.pendingBytes += buf.length;
+      if (this.pendingBytes >= FLUSH_EARLY_BYTES && !this.flushQueued) {
+        // Enough waits to make a write worthwhile: commit now rather than at the end of the window.
+        this.flushQueued = true;
+        void this.locked(() => {
+          this.flushQueued = false;
+          return this.flush();
+        });
+        return;
+      }
       this.flushTimer ??= this.deps.clock.setTimeout(() => {
         this.flushTimer = null;
         void this.locked(() => this.flush());
