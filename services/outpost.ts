@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { systemClock } from '../hal/clock.js';
 import { runCli, type CliIo } from '../src/cli/program.js';
 import { SiSystemProbe } from '../src/health/system-probe.js';
+import { uplinkCli } from '../src/uplink/cli.js';
 import { ClockSync, TIMESYNCD_MARKER } from '../src/uplink/clock-sync.js';
 import { DriverRegistry } from './driver-registry.js';
 
@@ -25,7 +26,7 @@ const code = await runCli(process.argv.slice(2), {
   // Readings are time-uncertain until systemd-timesyncd says the clock is synchronised.
   clockSync: (logger) => new ClockSync({ clock: systemClock, logger: logger.child({ component: 'clock-sync' }), marker: process.env['OUTPOST_CLOCK_SYNC_MARKER'] ?? TIMESYNCD_MARKER }),
   // One line per area: `outpost <area> …` command groups.
-  cliExtensions: [],
+  cliExtensions: [uplinkCli],
   // One line per area: command handlers (e.g. ota.install) registered on the runtime.
   commandRegistrations: [],
 }, io);
