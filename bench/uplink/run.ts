@@ -93,13 +93,15 @@ async function uplink(url: string, dataDir: string, over: Record<string, unknown
  * only while more than 4 MiB wait for the disk; resolves once all are persisted.
  */
 async function produce(up: Upstream, n: number, chunk = 1000): Promise<void> {
-  const all: Array<Promise<void>> = [];
+  const chunks: Array<Promise<unknown>> = [];
   for (let i = 0; i < n; i += chunk) {
     while ((up.counters()['store_pending_bytes'] ?? 0) > 4 * 1024 * 1024) await sleep(1);
-    for (let k = i; k < Math.min(n, i + chunk); k++) all.push(up.enqueue(reading(k)));
+    const ps: Array<Promise<void>> = [];
+    for (let k = i; k < Math.min(n, i + chunk); k++) ps.push(up.enqueue(reading(k)));
+    chunks.push(Promise.all(ps));
     await new Promise((r) => setImmediate(r));
   }
-  await Promise.all(all);
+  await Promise.all(chunks);
 }
 
 /** A bare mqtt.js QoS 1 publisher: one JSON-encoded reading per message, `window` messages in flight. */
@@ -232,6 +234,23 @@ async function backlog(): Promise<void> {
   console.log(`   drained in ${drainS.toFixed(1)} s after the broker came back: ${(n / drainS).toFixed(0)} readings/s, ${c['messages_sent_total']} messages, ${((c['bytes_sent_total'] ?? 0) / 1048576).toFixed(1)} MiB sent; drain/fill ratio ${(fillS / drainS).toFixed(2)}`);
   console.log(`   disk after drain: ${(after / 1024).toFixed(1)} KiB (${((100 * (before - after)) / before).toFixed(2)} % reclaimed); bench process RSS ${(rssBefore / 1048576).toFixed(0)} → ${(process.memoryUsage().rss / 1048576).toFixed(0)} MiB`);
   await up.stop();
+
+  // The same link capped at 256 KiB/s: a backlog drains at the configured rate, not at link speed.
+  const capped = mkdtempSync(path.join(root, 'capped-'));
+  const rate = 256 * 1024;
+  await broker.stop();
+  const up2 = await uplink(broker.url(), capped, { drainRateBytesPerSec: rate, store: { minFreeBytes: 0 } });
+  const m = Math.round(20_000 * Math.max(SCALE, 0.25));
+  await produce(up2, m);
+  await broker.start();
+  await until(() => up2.connected(), 10_000, 'capped uplink connected');
+  const t2 = performance.now();
+  const b0 = up2.counters()['bytes_sent_total'] ?? 0;
+  await until(() => (up2.counters()['delivered_total'] ?? 0) >= m, 600_000, 'capped backlog drained');
+  const secs = (performance.now() - t2) / 1000;
+  const sent = (up2.counters()['bytes_sent_total'] ?? 0) - b0;
+  console.log(`   with drainRateBytesPerSec ${rate}: ${m} readings drained in ${secs.toFixed(1)} s = ${(sent / secs / 1024).toFixed(0)} KiB/s (limit ${rate / 1024} KiB/s, one burst of ${rate / 1024} KiB allowed)`);
+  await up2.stop();
   await broker.stop();
 }
 

@@ -213,6 +213,9 @@ describe('outpost run with the MQTT uplink', () => {
     }
     expect(p.child.exitCode).toBeNull();
     expect(await metric('outpost_upstream_write_errors_total')).toBe(0);
+    // The cloud link is down, which is reported but not critical: the watchdog must not restart the gateway for it.
+    const health = (await (await fetch(`http://127.0.0.1:${api}/healthz`)).json()) as { checks: Array<{ name: string; ok: boolean; critical: boolean }> };
+    expect(health.checks.find((c) => c.name === 'upstream')).toEqual({ name: 'upstream', ok: false, critical: false });
     expect(((await metric('outpost_upstream_persisted_total')) ?? 0) > 0).toBe(true);
   }, 120_000);
 });
