@@ -21,7 +21,7 @@ export interface RecordFields {
   readonly ttlSeconds: number;
   readonly priority: number;
   readonly route: string;
-  /** The message JSON (UTF-8), kept as bytes so a JSON payload can embed it without re-encoding. */
+  /** The message JSON (UTF-8), kept as bytes so a JSON payload can embed it without re-encoding (a view into the read buffer). */
   readonly message: Buffer;
 }
 
@@ -82,7 +82,7 @@ export function parseRecord(buf: Buffer, offset: number, maxBody: number): Parse
       ttlSeconds: buf.readUInt32LE(b + 16),
       priority: buf[b + 20] as number,
       route: buf.toString('utf8', routeStart, routeStart + routeLen),
-      message: Buffer.from(buf.subarray(routeStart + routeLen, end)),
+      message: buf.subarray(routeStart + routeLen, end),
     },
   };
 }

@@ -280,4 +280,21 @@ describe('MQTT uplink against mosquitto', () => {
     expect(res).toEqual(['$iothub/methods/res/200/?$rid=7', '$iothub/methods/res/400/?$rid=9', '$iothub/methods/res/404/?$rid=8']);
     expect(JSON.parse(hub.messages.find((m) => m.topic === '$iothub/methods/res/200/?$rid=7')?.payload.toString() ?? '{}')).toEqual({ ok: { point: 'valve', value: 2 } });
   }, 60_000);
+
+  it('gzips batches when asked and says so in a user property', async () => {
+    const dir = tmp();
+    const broker = await new TestBroker({ dir: path.join(dir, 'broker') }).start();
+    cleanups.push(() => broker.stop());
+    const sub = await subscriber(broker.url(), ['outpost/gw1/data/#'], { protocolVersion: 5 });
+    const { uplink } = await buildUplink({ type: 'mqtt', url: broker.url(), compression: 'gzip', store: { fsyncIntervalMs: 10 }, batch: { maxLatencyMs: 10 } }, { dataDir: path.join(dir, 'data'), logger: silentLogger() });
+    await started(uplink);
+    await Promise.all(Array.from({ length: 200 }, (_, i) => uplink.enqueue(readingRecord(i, 'telemetry', 5))));
+    await waitFor(() => sub.messages.length > 0 && uplink.counters()['store_records'] === 0, 15_000);
+    const m = sub.messages[0];
+    expect(m?.packet.properties?.userProperties).toEqual({ 'content-encoding': 'gzip' });
+    const { gunzipSync } = await import('node:zlib');
+    const records = sub.messages.flatMap((x) => (JSON.parse(gunzipSync(x.payload).toString()) as JsonBatch).records);
+    expect(records.map((r) => (r.message.body as { seq: number }).seq)).toEqual(Array.from({ length: 200 }, (_, i) => i));
+    expect(uplink.counters()['bytes_sent_total']).toBeLessThan(200 * 150);
+  }, 30_000);
 });
