@@ -18,8 +18,8 @@ export interface Wiring {
   readonly upstreamFactory?: UpstreamFactory;
   /** Register the command handlers of other areas (OTA…) on a runtime before it starts; one entry per area. */
   readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger) => void>;
-  /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. */
-  readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo) => void>;
+  /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. `setExit` sets the exit code of an action. */
+  readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo, setExit: (code: number) => void) => void>;
 }
 
 export interface CliIo {
@@ -169,7 +169,7 @@ export function buildProgram(wiring: Wiring, io: CliIo, setExit: (code: number) 
       return 0;
     }));
 
-  for (const extend of wiring.cliExtensions ?? []) extend(program, io);
+  for (const extend of wiring.cliExtensions ?? []) extend(program, io, setExit);
   return program;
 }
 
