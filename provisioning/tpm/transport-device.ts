@@ -7,7 +7,8 @@ import { MAX_RESPONSE_SIZE, expectedResponseSize, type TpmTransport } from './tr
  * One write() per command, then reads until the response's header size is in (a real device
  * returns it in one read; a pty bridge may split it).
  * Invariants: at most one command in flight; after a timeout or I/O error the file is closed
- * and the transport refuses further commands (the device state is unknown).
+ * and the transport refuses further commands (the device state is unknown). A read blocked on a
+ * hung device keeps one libuv thread until the device answers or goes away.
  */
 export class DeviceTransport implements TpmTransport {
   readonly resourceManaged: boolean;
@@ -51,7 +52,8 @@ export class DeviceTransport implements TpmTransport {
     } catch (e) {
       this.broken =
         e instanceof OutpostError ? e : new OutpostError('OUTPOST_E_TPM_TRANSPORT', 'I/O error on the TPM device', { cause: e, details: { tpm: this.path } });
-      await this.fh.close().catch(() => undefined);
+      // not awaited: FileHandle.close waits for the blocked read, which returns only if the device ever answers
+      void this.fh.close().catch(() => undefined);
       throw this.broken;
     } finally {
       clearTimeout(timer);
