@@ -1,5 +1,5 @@
 import { X509Certificate, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activateCredential } from '../../provisioning/identity/activation.js';
@@ -95,7 +95,7 @@ describe('EK and credential activation against swtpm', () => {
     try {
       const pub = join(tpm.dir, 'ek.pub');
       expect(tpm.tools(['tpm2_readpublic', '-c', '0x81010001', '-o', pub]).status).toBe(0);
-      requireOk(tpm.tools(['sh', '-c', `printf '%s' '${secret.toString('hex')}' | xxd -r -p > ${join(tpm.dir, 'secret.bin')}`]));
+      writeFileSync(join(tpm.dir, 'secret.bin'), secret);
       requireOk(
         tpm.tools(['tpm2_makecredential', '-T', 'none', '-u', pub, '-s', join(tpm.dir, 'secret.bin'), '-n', keyName.toString('hex'), '-o', join(tpm.dir, 'cred.out')]),
       );
