@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TpmSecurityVersionCounter } from '../../provisioning/identity/counter.js';
+import { openSecurityVersionCounter } from '../../provisioning/identity/counter-open.js';
 import { ensureSrk, createDeviceKey, persistKey, readPersistent } from '../../provisioning/identity/keys.js';
 import { sealToPcrs, unsealWithPcrs } from '../../provisioning/identity/sealed.js';
 import { TPM_ALG, TPM_HR, TPM_RH } from '../../provisioning/tpm/constants.js';
@@ -21,10 +22,10 @@ describe('TPM client against swtpm', () => {
   let client: TpmClient;
 
   /** tpm2-tools need the socket: close our client, run them, reopen. swtpm serves one client at a time. */
-  async function withTools<T>(fn: () => T): Promise<T> {
+  async function withTools<T>(fn: () => T | Promise<T>): Promise<T> {
     await client.close();
     try {
-      return fn();
+      return await fn();
     } finally {
       client = await openTpm(tpm.spec);
     }
@@ -113,6 +114,20 @@ describe('TPM client against swtpm', () => {
     expect(await again.read()).toBe(0n);
     await again.advanceTo(1n);
     expect(await again.read()).toBeGreaterThanOrEqual(3n);
+  });
+
+  it('opens the counter by TPM address for the OTA updater (openSecurityVersionCounter)', async () => {
+    const value = await withTools(async () => {
+      const { counter, close } = await openSecurityVersionCounter(tpm.spec, { index: 0x01000100 });
+      try {
+        const before = await counter.read();
+        await counter.advanceTo(before + 1n);
+        return [before, await counter.read()];
+      } finally {
+        await close();
+      }
+    });
+    expect(value[1]).toBe(value[0]! + 1n);
   });
 
   it('refuses an NV index that is not a counter', async () => {
