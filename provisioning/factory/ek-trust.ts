@@ -81,13 +81,13 @@ export class EkTrust {
     }
     if (this.allowList !== undefined) {
       if (this.allowList.has(ekSpkiSha256)) return { method: 'allow-list', ekSpkiSha256 };
-      throw new OutpostError('OUTPOST_E_IDENTITY_EK_NOT_ALLOWED', 'the TPM has no EK certificate that chains to a vendor root, and its EK is not on the allow-list', {
+      throw new OutpostError('OUTPOST_E_IDENTITY_EK_NOT_ALLOWED', `the TPM has no EK certificate that chains to a vendor root, and its EK (sha256 ${ekSpkiSha256}) is not on the allow-list`, {
         ...(chainError ? { cause: chainError } : {}),
         details: { ekSpkiSha256 },
       });
     }
     if (chainError) throw chainError;
-    throw new OutpostError('OUTPOST_E_IDENTITY_EK_CERT_MISSING', 'the TPM has no EK certificate; refusing it (configure an EK allow-list to accept such units)', {
+    throw new OutpostError('OUTPOST_E_IDENTITY_EK_CERT_MISSING', `the TPM has no EK certificate; refusing it (to accept it, put its EK sha256 ${ekSpkiSha256} on an EK allow-list)`, {
       details: { ekSpkiSha256 },
     });
   }
