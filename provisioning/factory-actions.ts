@@ -57,6 +57,10 @@ export async function provision(o: ProvisionOpts, deps: ProvisioningCliDeps, io:
   if (o.batch !== undefined && (o.tpm !== undefined || o.serial !== undefined)) throw usage('--batch cannot be combined with --tpm or --serial');
   if (o.serial !== undefined) checkSerial(o.serial);
   const units: BatchUnit[] = o.batch !== undefined ? parseBatch(await readBatch(o.batch)) : [{ line: 0, serial: o.serial ?? '', tpm: o.tpm ?? '' }];
+  const shared = units.filter((u) => u.dataDir === undefined);
+  if (shared.length > 1 && !(o.dataDir ?? '').includes('{serial}')) {
+    throw usage('in a batch, give each unit its own data directory: a third column, or {serial} in --data-dir', { units: shared.length });
+  }
 
   const logger = await cliLogger(o.logLevel);
   const caObj = await FactoryCa.open(o.ca);

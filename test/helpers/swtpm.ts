@@ -39,7 +39,7 @@ function bindable(port: number): Promise<boolean> {
 
 async function portPair(): Promise<number> {
   for (let i = 0; i < 50; i++) {
-    const p = 20000 + Math.floor(Math.random() * 40000) * 1;
+    const p = 20000 + Math.floor(Math.random() * 40000);
     if ((await bindable(p)) && (await bindable(p + 1))) return p;
   }
   throw new Error('no free pair of ports');
