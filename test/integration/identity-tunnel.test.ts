@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { cpSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,7 +12,7 @@ import { pemEncode } from '../../provisioning/x509/der.js';
 import { KU, OID, encodeName, extensions, issueCertificate } from '../../provisioning/x509/x509.js';
 import { startPrivateBus, type PrivateBus } from '../helpers/abrmd.js';
 import { testFactory } from '../helpers/factory.js';
-import { freePort, waitForPort } from '../helpers/net.js';
+import { freePort, waitFor, waitForPort } from '../helpers/net.js';
 import { startProcess, type TestProcess } from '../helpers/process.js';
 import { makeLocalCa, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 
@@ -20,6 +21,7 @@ import { makeLocalCa, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
  * with `require_certificate true`. MQTT.js publishes through the tunnel's loopback port without TLS.
  */
 const bin = resolve(import.meta.dirname, '../../dist/services/outpost.js');
+const entry = resolve(import.meta.dirname, '../../dist/services/identity-tunnel.js');
 
 describe('identity tunnel: mTLS to mosquitto with the TPM-held key', () => {
   const base = mkdtempSync(join(tmpdir(), 'outpost-tunnel-'));
@@ -69,13 +71,25 @@ describe('identity tunnel: mTLS to mosquitto with the TPM-held key', () => {
     return { cert, key };
   }
 
-  async function tunnel(dataDir: string, tcti: string): Promise<{ port: number; proc: TestProcess }> {
+  /**
+   * The tunnel as `outpost identity tunnel` starts it (a launcher and a child), or `direct`ly as the
+   * systemd unit does: `node --openssl-config=<printed config> dist/services/identity-tunnel.js`.
+   */
+  async function tunnel(dataDir: string, tcti: string, mode: 'cli' | 'direct' = 'cli'): Promise<{ port: number; proc: TestProcess }> {
     const port = await freePort();
-    const proc = startProcess(
-      process.execPath,
-      [bin, 'identity', 'tunnel', '--listen', `127.0.0.1:${port}`, '--remote', `127.0.0.1:${tlsPort}`, '--data-dir', dataDir, '--ca', brokerCa, '--servername', 'localhost', '--tcti', tcti],
-      { env: bus.env },
-    );
+    const common = ['--listen', `127.0.0.1:${port}`, '--remote', `127.0.0.1:${tlsPort}`, '--ca', brokerCa, '--servername', 'localhost'];
+    let proc: TestProcess;
+    if (mode === 'cli') {
+      proc = startProcess(process.execPath, [bin, 'identity', 'tunnel', ...common, '--data-dir', dataDir, '--tcti', tcti], { env: bus.env });
+    } else {
+      const printed = spawnSync(process.execPath, [bin, 'identity', 'tunnel', '--print-openssl-config'], { encoding: 'utf8' });
+      expect(printed.status).toBe(0);
+      const cnf = join(base, 'tpm2-openssl.cnf');
+      writeFileSync(cnf, printed.stdout);
+      proc = startProcess(process.execPath, [`--openssl-config=${cnf}`, entry, ...common, '--identity-dir', join(dataDir, 'identity')], {
+        env: { ...bus.env, TPM2OPENSSL_TCTI: tcti },
+      });
+    }
     procs.push(proc);
     return { port, proc };
   }
@@ -154,16 +168,23 @@ describe('identity tunnel: mTLS to mosquitto with the TPM-held key', () => {
   it('accepts the provisioned unit: MQTT.js publishes through the tunnel, the broker sees the certificate CN', async () => {
     const sub = mqtt.connect(`mqtt://127.0.0.1:${plainPort}`, { reconnectPeriod: 0 });
     await new Promise<void>((r, j) => { sub.once('connect', () => r()); sub.once('error', j); });
-    const received = new Promise<string>((r) => sub.on('message', (t, m) => r(`${t}=${m.toString()}`)));
+    const received: string[] = [];
+    sub.on('message', (t, m) => received.push(`${t}=${m.toString()}`));
     await new Promise<void>((r) => sub.subscribe('gw/#', { qos: 1 }, () => r()));
     const { port, proc } = await tunnel(dataA, tctiA);
     await proc.waitForOutput(/tunnel listening/, 20_000);
     expect(await publish(port, 'GW-A', 'gw/GW-A/hello')).toBe('published');
-    expect(await received).toBe('gw/GW-A/hello=hello');
-    sub.end(true);
+    await waitFor(() => received.includes('gw/GW-A/hello=hello'), 10_000);
     await waitForOutputOf(broker, /New client connected from 127\.0\.0\.1:\d+ as GW-A \(.*u'GW-A'\)/);
     expect(proc.output()).toMatch(/"msg":"tunnel connected"/);
     expect(await proc.stop()).toBe(0);
+    // the same unit through a tunnel started as the systemd unit starts it
+    const direct = await tunnel(dataA, tctiA, 'direct');
+    await direct.proc.waitForOutput(/tunnel listening/, 20_000);
+    expect(await publish(direct.port, 'GW-A', 'gw/GW-A/direct')).toBe('published');
+    await waitFor(() => received.includes('gw/GW-A/direct=hello'), 10_000);
+    await direct.proc.stop();
+    sub.end(true);
   });
 
   it('refuses a unit presenting a certificate issued for another TPM\'s key', async () => {
@@ -185,8 +206,8 @@ describe('identity tunnel: mTLS to mosquitto with the TPM-held key', () => {
     expect(await publish(port, 'GW-A', 'gw/GW-A/copied')).toBe('refused');
   });
 
-  it('refuses a unit certified by a CA the broker does not trust (the broker rejects the handshake)', async () => {
-    const { port, proc } = await tunnel(dataForeign, tctiB);
+  it('refuses a unit certified by a CA the broker does not trust (the broker rejects the handshake); tunnel started as systemd does', async () => {
+    const { port, proc } = await tunnel(dataForeign, tctiB, 'direct');
     await proc.waitForOutput(/tunnel listening/, 20_000);
     expect(await publish(port, 'GW-B', 'gw/GW-B/foreign')).toBe('refused');
     await proc.waitForOutput(/"code":"ERR_SSL_TLSV1_ALERT_UNKNOWN_CA".*"msg":"broker refused the tunnel"/, 10_000);

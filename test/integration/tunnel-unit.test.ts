@@ -17,7 +17,7 @@ describe('services/outpost-identity-tunnel.service', () => {
   }
 
   it('passes systemd-analyze verify; a broken copy does not', () => {
-    const verifiable = existsSync('/usr/bin/node') ? text : text.replace('ExecStart=/usr/bin/node ', `ExecStart=${process.execPath} `);
+    const verifiable = existsSync('/usr/bin/node') ? text : text.replaceAll('/usr/bin/node ', `${process.execPath} `);
     const ok = join(dir, 'outpost-identity-tunnel.service');
     writeFileSync(ok, verifiable);
     const r = analyze(['verify', '--man=no', '--recursive-errors=no', ok]);
@@ -29,7 +29,9 @@ describe('services/outpost-identity-tunnel.service', () => {
   });
 
   it('runs the tunnel on loopback with the TPM resource manager only', () => {
-    expect(text).toMatch(/^ExecStart=\/usr\/bin\/node \/opt\/outpost\/dist\/services\/outpost\.js identity tunnel --listen 127\.0\.0\.1:8883 .*--tcti device:\/dev\/tpmrm0$/m);
+    expect(text).toMatch(/^ExecStartPre=.*outpost\.js identity tunnel --print-openssl-config > %t\/outpost-tunnel\/tpm2-openssl\.cnf'$/m);
+    expect(text).toMatch(/^ExecStart=\/usr\/bin\/node --openssl-config=%t\/outpost-tunnel\/tpm2-openssl\.cnf \/opt\/outpost\/dist\/services\/identity-tunnel\.js --listen 127\.0\.0\.1:8883 /m);
+    expect(text).toMatch(/^Environment=TPM2OPENSSL_TCTI=device:\/dev\/tpmrm0$/m);
     expect(text).toMatch(/^DevicePolicy=closed$/m);
     expect(text.match(/^DeviceAllow=.*$/gm)).toEqual(['DeviceAllow=/dev/tpmrm0 rw']);
     expect(text).toMatch(/^SupplementaryGroups=tss$/m);
