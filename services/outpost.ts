@@ -6,6 +6,8 @@ import { SiSystemProbe } from '../src/health/system-probe.js';
 import { uplinkCli } from '../src/uplink/cli.js';
 import { ClockSync, TIMESYNCD_MARKER } from '../src/uplink/clock-sync.js';
 import { DriverRegistry } from './driver-registry.js';
+import { provisioningCli } from '../provisioning/cli.js';
+import { provisioningWiring } from './provisioning-wiring.js';
 
 /** Entry point of the `outpost` command: the only place that wires real implementations. */
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -26,7 +28,7 @@ const code = await runCli(process.argv.slice(2), {
   // Readings are time-uncertain until systemd-timesyncd says the clock is synchronised.
   clockSync: (logger) => new ClockSync({ clock: systemClock, logger: logger.child({ component: 'clock-sync' }), marker: process.env['OUTPOST_CLOCK_SYNC_MARKER'] ?? TIMESYNCD_MARKER }),
   // One line per area: `outpost <area> …` command groups.
-  cliExtensions: [uplinkCli],
+  cliExtensions: [provisioningCli(provisioningWiring()), uplinkCli],
   // One line per area: command handlers (e.g. ota.install) registered on the runtime.
   commandRegistrations: [],
 }, io);

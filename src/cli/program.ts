@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { systemClock } from '../../hal/clock.js';
 import { configJsonSchema, loadConfig } from '../config/load.js';
+import { loadConfigIsolated } from '../config/load-isolated.js';
 import { OutpostError, isOutpostError } from '../errors/outpost-error.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { createLogger } from '../log/logger.js';
@@ -19,8 +20,8 @@ export interface Wiring {
   readonly clockSync?: (logger: Logger) => { start(): Promise<void>; timeUncertain(): boolean; stop(): void };
   /** Register the command handlers of other areas (OTA…) on a runtime before it starts; one entry per area. */
   readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger) => void>;
-  /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. */
-  readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo) => void>;
+  /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. `setExit` sets the exit code of an action. */
+  readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo, setExit: (code: number) => void) => void>;
 }
 
 export interface CliIo {
@@ -41,7 +42,7 @@ export function reportError(io: CliIo, e: unknown): number {
 }
 
 async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel?: string }, wiring: Wiring, io: CliIo): Promise<number> {
-  const { config, files } = await loadConfig(configFile);
+  const { config, files } = await loadConfigIsolated(configFile);
   const logger: Logger = await createLogger({ level: opts.logLevel ?? config.log.level, pretty: opts.pretty ?? config.log.pretty });
   const clockSync = wiring.clockSync?.(logger);
   await clockSync?.start();
@@ -98,7 +99,17 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
 }
 
 function apiBase(opts: { api?: string }, env: NodeJS.ProcessEnv): string {
-  return (opts.api ?? env['OUTPOST_API'] ?? 'http://127.0.0.1:8480').replace(/\/$/, '');
+  const raw = opts.api ?? env['OUTPOST_API'] ?? 'http://127.0.0.1:8480';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch (e) {
+    throw new OutpostError('OUTPOST_E_CLI_USAGE', `--api must be an http(s) URL such as http://127.0.0.1:8480, got ${JSON.stringify(raw)}`, { cause: e });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new OutpostError('OUTPOST_E_CLI_USAGE', `--api must be an http(s) URL such as http://127.0.0.1:8480, got ${JSON.stringify(raw)}`);
+  }
+  return raw.replace(/\/$/, '');
 }
 
 /** Builds the `outpost` command line. Every action resolves to an exit code instead of exiting. */
@@ -164,7 +175,7 @@ export function buildProgram(wiring: Wiring, io: CliIo, setExit: (code: number) 
       return 0;
     }));
 
-  for (const extend of wiring.cliExtensions ?? []) extend(program, io);
+  for (const extend of wiring.cliExtensions ?? []) extend(program, io, setExit);
   return program;
 }
 
