@@ -16,5 +16,4 @@ export const UPLINK_CODES = {
     summary: 'A command received from the cloud was malformed (not JSON, missing `name` or correlation, wrong types); it was answered with an error reply.',
     input: true,
   },
-  OUTPOST_E_UPLINK_CLOCK: { area: 'uplink', summary: 'The clock-sync marker could not be read for a reason other than its absence.', input: false },
 } as const;
