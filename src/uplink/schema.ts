@@ -124,3 +124,14 @@ export const MqttUpstream = Type.Object(
 
 export type MqttUpstreamConfig = Static<typeof MqttUpstream>;
 export type StoreConfigT = Static<typeof StoreConfig>;
+
+/** Cross-checks the schema cannot express: every `store.routes[].route` names a configured route, once. */
+export function checkUplinkSemantics(upstream: { type: string }, routeIds: ReadonlySet<string>, add: (path: string, message: string) => void): void {
+  if (upstream.type !== 'mqtt') return;
+  const seen = new Set<string>();
+  (upstream as MqttUpstreamConfig).store.routes.forEach((r, i) => {
+    if (!routeIds.has(r.route)) add(`upstream.store.routes[${i}].route`, `no route '${r.route}' is configured (known: ${[...routeIds].join(', ') || 'none'})`);
+    if (seen.has(r.route)) add(`upstream.store.routes[${i}].route`, `route '${r.route}' is listed twice`);
+    seen.add(r.route);
+  });
+}

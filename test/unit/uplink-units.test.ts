@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { systemClock, type Clock } from '../../hal/clock.js';
+import { ConfigValidator } from '../../src/config/load.js';
 import { ClockSync } from '../../src/uplink/clock-sync.js';
+import type { MqttUpstreamConfig } from '../../src/uplink/schema.js';
 import { FileCredentialSource } from '../../src/uplink/credentials.js';
 import { RateLimiter } from '../../src/uplink/rate-limiter.js';
 import { silentLogger } from '../helpers/logger.js';
@@ -58,5 +60,34 @@ describe('FileCredentialSource', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('upstream.type: mqtt configuration', () => {
+  const validate = (upstream: Record<string, unknown>, routes: unknown[] = [{ id: 'telemetry', route: 'FROM /readings/* INTO $upstream' }]) =>
+    new ConfigValidator().validate({ gateway: { id: 'gw', dataDir: '/tmp/x' }, routes, upstream }, ['t.yaml'], '/tmp');
+
+  it('applies defaults to a minimal config', () => {
+    const c = validate({ type: 'mqtt', url: 'mqtts://broker.example.com:8883' }).upstream as MqttUpstreamConfig;
+    expect(c.profile).toEqual({ type: 'json', topicPrefix: 'outpost' });
+    expect(c.store).toMatchObject({ maxBytes: 64 * 1024 * 1024, fsyncIntervalMs: 200, onFull: 'drop-oldest', routes: [] });
+    expect(c.batch).toEqual({ maxRecords: 500, maxBytes: 128 * 1024, maxLatencyMs: 100 });
+  });
+
+  it('names each bad field', () => {
+    const problems = (u: Record<string, unknown>) => {
+      try {
+        validate(u);
+        return '';
+      } catch (e) {
+        expect((e as { code: string }).code).toBe('OUTPOST_E_CONFIG_INVALID');
+        return (e as Error).message;
+      }
+    };
+    expect(problems({ type: 'mqtt', url: 'http://broker' })).toContain('upstream.url');
+    expect(problems({ type: 'mqtt', url: 'mqtt://b:1883', profile: { type: 'sparkplug' } })).toMatch(/groupId/);
+    expect(problems({ type: 'mqtt', url: 'mqtt://b:1883', store: { onFull: 'drop-newest' } })).toContain('upstream.store.onFull');
+    expect(problems({ type: 'mqtt', url: 'mqtt://b:1883', store: { routes: [{ route: 'telemtry', onFull: 'reject-new' }] } })).toContain("upstream.store.routes[0].route: no route 'telemtry' is configured (known: telemetry)");
+    expect(problems({ type: 'mqtt', url: 'mqtt://b:1883', store: { fsyncIntervalMs: 5000 } })).toContain('upstream.store.fsyncIntervalMs');
   });
 });
