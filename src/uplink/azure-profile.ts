@@ -2,7 +2,7 @@ import { gzipSync } from 'node:zlib';
 import type { IPublishPacket } from 'mqtt';
 import type { Taken } from '../store/durable-store.js';
 import type { CommandReply } from './commands.js';
-import { recordsJson, type OutMessage, type PayloadProfile, type ProfileSession } from './profile.js';
+import { batchJson, type OutMessage, type PayloadProfile, type ProfileSession } from './profile.js';
 
 export interface AzureProfileOptions {
   readonly deviceId: string;
@@ -54,9 +54,9 @@ export class AzureProfile implements PayloadProfile {
 
   encode(batch: readonly Taken[]): OutMessage[] {
     const first = batch[0] as Taken;
-    const json = `{"v":1,"gateway":${JSON.stringify(this.o.gatewayId)},"bootId":${JSON.stringify(this.o.bootId)},"route":${JSON.stringify(first.fields.route)},"priority":${first.fields.priority},"sentAt":${this.o.now()},"records":${recordsJson(batch)}}`;
+    const json = batchJson({ gateway: this.o.gatewayId, bootId: this.o.bootId, sentAt: this.o.now() }, batch);
     const gz = this.o.compression === 'gzip';
-    return [{ topic: this.topic({ type: 'batch', route: first.fields.route, priority: String(first.fields.priority) }, gz), payload: gz ? gzipSync(json) : Buffer.from(json, 'utf8') }];
+    return [{ topic: this.topic({ type: 'batch', route: first.fields.route, priority: String(first.fields.priority) }, gz), payload: gz ? gzipSync(json) : json }];
   }
 
   async onMessage(topic: string, payload: Buffer, _packet: IPublishPacket, session: ProfileSession): Promise<void> {

@@ -47,8 +47,18 @@ export function replyPayload(reply: CommandReply): Buffer {
   return Buffer.from(JSON.stringify(reply));
 }
 
-/** The JSON array of a batch: each element embeds the stored message JSON without re-encoding it. */
-export function recordsJson(batch: readonly Taken[]): string {
-  const parts = batch.map((t) => `{"storeSeq":${t.fields.seq},"enqueuedAt":${t.fields.enqueuedAt},"message":${t.fields.message.toString('utf8')}}`);
-  return `[${parts.join(',')}]`;
+/**
+ * The JSON document of a batch, `{v, gateway, bootId, route, priority, sentAt, records[]}`, built from
+ * byte pieces: each record embeds the stored message JSON as is, without a UTF-8 decode/encode.
+ */
+export function batchJson(head: { gateway: string; bootId: string; sentAt: number }, batch: readonly Taken[]): Buffer {
+  const first = batch[0] as Taken;
+  const parts: Buffer[] = [Buffer.from(`{"v":1,"gateway":${JSON.stringify(head.gateway)},"bootId":${JSON.stringify(head.bootId)},"route":${JSON.stringify(first.fields.route)},"priority":${first.fields.priority},"sentAt":${head.sentAt},"records":[`)];
+  batch.forEach((t, i) => {
+    parts.push(Buffer.from(`${i === 0 ? '' : ','}{"storeSeq":${t.fields.seq},"enqueuedAt":${t.fields.enqueuedAt},"message":`), t.fields.message, CLOSE);
+  });
+  parts.push(END);
+  return Buffer.concat(parts);
 }
+const CLOSE = Buffer.from('}');
+const END = Buffer.from(']}');
