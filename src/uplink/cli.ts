@@ -31,41 +31,37 @@ export function uplinkCli(program: Command, io: CliIo): void {
     .requiredOption('-c, --config <file>', 'configuration file')
     .option('--json', 'print JSON')
     .action(async (opts: { config: string; json?: boolean }) => {
-      {
-        const dir = await storeDir(opts.config);
-        const rows: Array<{ route: string; priority: number; segments: number; bytes: number }> = [];
-        let names: string[] = [];
-        try {
-          names = await readdir(dir);
-        } catch (e) {
-          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-        }
-        for (const n of names.sort()) {
-          const id = Queue.parseDirName(n);
-          if (!id) continue;
-          const segs = (await readdir(path.join(dir, n))).filter((f) => f.endsWith('.seg'));
-          let bytes = 0;
-          for (const f of segs) bytes += (await stat(path.join(dir, n, f))).size;
-          rows.push({ route: id.route, priority: id.priority, segments: segs.length, bytes });
-        }
-        if (opts.json) io.out(JSON.stringify({ dir, queues: rows }, null, 2));
-        else {
-          io.out(`store ${dir}`);
-          if (rows.length === 0) io.out('  (empty)');
-          for (const r of rows) io.out(`  ${r.route.padEnd(24)} priority ${r.priority}  ${String(r.segments).padStart(4)} segments  ${(r.bytes / 1024).toFixed(1).padStart(10)} KiB`);
-        }
+      const dir = await storeDir(opts.config);
+      const rows: Array<{ route: string; priority: number; segments: number; bytes: number }> = [];
+      let names: string[] = [];
+      try {
+        names = await readdir(dir);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      }
+      for (const n of names.sort()) {
+        const id = Queue.parseDirName(n);
+        if (!id) continue;
+        const segs = (await readdir(path.join(dir, n))).filter((f) => f.endsWith('.seg'));
+        let bytes = 0;
+        for (const f of segs) bytes += (await stat(path.join(dir, n, f))).size;
+        rows.push({ route: id.route, priority: id.priority, segments: segs.length, bytes });
+      }
+      if (opts.json) io.out(JSON.stringify({ dir, queues: rows }, null, 2));
+      else {
+        io.out(`store ${dir}`);
+        if (rows.length === 0) io.out('  (empty)');
+        for (const r of rows) io.out(`  ${r.route.padEnd(24)} priority ${r.priority}  ${String(r.segments).padStart(4)} segments  ${(r.bytes / 1024).toFixed(1).padStart(10)} KiB`);
       }
     });
   up.command('quarantine')
     .description('print the records the broker refused or that failed too often (JSON lines, oldest first)')
     .requiredOption('-c, --config <file>', 'configuration file')
     .action(async (opts: { config: string }) => {
-      {
-        const dir = await storeDir(opts.config);
-        const file = path.join(dir, 'quarantine.ndjson');
-        const lines = [...(await readLines(`${file}.1`)), ...(await readLines(file))];
-        for (const l of lines) io.out(l);
-        if (lines.length === 0) io.err(`no quarantined records (${file})`);
-      }
+      const dir = await storeDir(opts.config);
+      const file = path.join(dir, 'quarantine.ndjson');
+      const lines = [...(await readLines(`${file}.1`)), ...(await readLines(file))];
+      for (const l of lines) io.out(l);
+      if (lines.length === 0) io.err(`no quarantined records (${file})`);
     });
 }
