@@ -77,6 +77,8 @@ export class DurableStore {
   private readonly retry: Array<{ taken: Taken; notBefore: number }> = [];
   private readonly carry = new Map<Queue, Taken>();
   private readonly attempts = new Map<string, number>();
+  /** Connections lost while a record was in flight: in any batch, and while it was sent alone. */
+  private readonly losses = new Map<string, { any: number; alone: number }>();
   private readonly routeCfg: Map<string, { maxBytes?: number; onFull?: OnFull }>;
   readonly stats = new StoreCounters();
   readonly quarantine: Quarantine;
@@ -203,6 +205,7 @@ export class DurableStore {
     for (const t of batch) {
       t.queue.settle(t.out);
       this.attempts.delete(`${t.queue.key}:${t.fields.seq}`);
+      this.losses.delete(`${t.queue.key}:${t.fields.seq}`);
     }
     this.stats.add('delivered_total', batch.length);
     this.dirty = true;
@@ -214,6 +217,20 @@ export class DurableStore {
     const n = (this.attempts.get(k) ?? 0) + 1;
     this.attempts.set(k, n);
     return n;
+  }
+
+  /** The connection was lost while this record was in flight (`alone`: in a message of its own). */
+  lostInFlight(t: Taken, alone: boolean): void {
+    const k = `${t.queue.key}:${t.fields.seq}`;
+    const l = this.losses.get(k) ?? { any: 0, alone: 0 };
+    l.any++;
+    if (alone) l.alone++;
+    this.losses.set(k, l);
+  }
+
+  /** How often the connection was lost with this record in flight. */
+  lossesOf(t: Taken): { any: number; alone: number } {
+    return this.losses.get(`${t.queue.key}:${t.fields.seq}`) ?? { any: 0, alone: 0 };
   }
 
   /** Sends these records again later, one per batch, not before `delayMs`. */
@@ -239,6 +256,7 @@ export class DurableStore {
     this.deps.logger.warn({ route: t.fields.route, storeSeq: t.fields.seq, reason }, 'record quarantined');
     t.queue.settle(t.out);
     this.attempts.delete(`${t.queue.key}:${t.fields.seq}`);
+    this.losses.delete(`${t.queue.key}:${t.fields.seq}`);
     this.dirty = true;
   }
 

@@ -61,6 +61,10 @@ export class MqttUplink implements Upstream {
     commands_received_total: 0,
   };
   private readonly routeBytes = new Map<string, number>();
+  /** Batches awaiting PUBACK on the current connection. */
+  private readonly inflightBatches = new Set<Taken[]>();
+  /** A record suspected of killing the connection is in flight alone: nothing else is sent meanwhile. */
+  private isolating = false;
 
   constructor(
     private readonly config: MqttUpstreamConfig,
@@ -197,6 +201,11 @@ export class MqttUplink implements Upstream {
     this.ready = false;
     this.gen++;
     this.inflight = 0;
+    this.isolating = false;
+    // A message that makes the broker drop the connection (e.g. a 3.1.1 broker over its packet limit, or
+    // a cloud that disconnects on a policy violation) must not block the queue forever: count the loss.
+    for (const b of this.inflightBatches) for (const t of b) this.deps.store.lostInFlight(t, b.length === 1);
+    this.inflightBatches.clear();
     client.end(true);
     if (wasReady) {
       this.stats.disconnects_total++;
@@ -258,7 +267,7 @@ export class MqttUplink implements Upstream {
       try {
         do {
           this.drainAgain = false;
-          while (this.ready && this.inflight < this.maxInflight) {
+          while (this.ready && this.inflight < this.maxInflight && !this.isolating) {
             const gen = this.gen;
             const batch = await this.deps.store.take(this.config.batch.maxRecords, this.batchBytes());
             if (!batch) break;
@@ -293,6 +302,20 @@ export class MqttUplink implements Upstream {
 
   private async send(batch: Taken[], gen: number, client: MqttClient): Promise<void> {
     const { store } = this.deps;
+    // Records in flight during two lost connections are sent alone, one at a time; one that loses the
+    // connection `maxAttempts` times on its own is quarantined.
+    const suspect = batch.some((t) => store.lossesOf(t).any >= 2);
+    if (suspect && batch.length > 1) {
+      store.retryLater(batch, 0);
+      return;
+    }
+    if (suspect) {
+      const t = batch[0] as Taken;
+      if (store.lossesOf(t).alone >= this.config.maxAttempts) {
+        await store.toQuarantine(t, 'connection-lost', { attempts: store.lossesOf(t).alone });
+        return;
+      }
+    }
     const msgs = this.deps.profile.encode(batch);
     const limit = Math.min(this.config.maxMessageBytes, this.maxPacket - 512);
     const big = msgs.find((m) => m.payload.length + m.topic.length > limit);
@@ -309,6 +332,8 @@ export class MqttUplink implements Upstream {
     let refused: number | null = null;
     let lost = false;
     this.inflight += msgs.length;
+    this.inflightBatches.add(batch);
+    if (suspect) this.isolating = true;
     for (const m of msgs) {
       client.publish(m.topic, m.payload, { qos: 1, retain: false, ...(m.properties ? { properties: m.properties } : {}) }, (err) => {
         if (gen !== this.gen) return;
@@ -319,6 +344,8 @@ export class MqttUplink implements Upstream {
           else lost = true;
         }
         if (--remaining > 0) return;
+        this.inflightBatches.delete(batch);
+        if (suspect) this.isolating = false;
         if (!lost) void this.settle(batch, refused);
         this.kick(true);
       });

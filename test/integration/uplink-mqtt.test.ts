@@ -297,4 +297,36 @@ describe('MQTT uplink against mosquitto', () => {
     expect(records.map((r) => (r.message.body as { seq: number }).seq)).toEqual(Array.from({ length: 200 }, (_, i) => i));
     expect(uplink.counters()['bytes_sent_total']).toBeLessThan(200 * 150);
   }, 30_000);
+
+  it('quarantines a record that makes the broker drop the connection, after isolating it', async () => {
+    const dir = tmp();
+    // An MQTT 3.1.1 client is not told the broker's packet limit: mosquitto just closes the connection.
+    const broker = await new TestBroker({ dir: path.join(dir, 'broker'), extra: ['max_packet_size 3000'] }).start();
+    cleanups.push(() => broker.stop());
+    const sub = await subscriber(broker.url(), ['outpost/gw1/data/#']);
+    const { uplink } = await buildUplink(
+      { type: 'mqtt', url: broker.url(), protocolVersion: 4, maxAttempts: 3, reconnect: { initialMs: 50, maxMs: 200 }, batch: { maxBytes: 1500, maxLatencyMs: 10 }, store: { fsyncIntervalMs: 10 } },
+      { dataDir: path.join(dir, 'data'), logger: silentLogger() },
+    );
+    await started(uplink);
+    await waitFor(() => uplink.connected(), 10_000);
+    const big = readingRecord(1_000_000, 'telemetry', 5);
+    const bigMsg = { ...big, message: { ...big.message, body: { ...big.message.body, value: 'y'.repeat(6000) } } } as typeof big;
+    const ps: Promise<void>[] = [];
+    for (let i = 0; i < 60; i++) {
+      ps.push(uplink.enqueue(readingRecord(i, 'telemetry', 5)));
+      if (i === 30) ps.push(uplink.enqueue(bigMsg));
+    }
+    await Promise.all(ps);
+    await waitFor(() => uplink.counters()['store_records'] === 0, 60_000, 50).catch((e: unknown) => {
+      throw new Error(`not drained: ${JSON.stringify(uplink.counters())}`, { cause: e });
+    });
+    const c = uplink.counters();
+    expect(c['disconnects_total']).toBeGreaterThanOrEqual(3);
+    expect(c['quarantined_total']).toBe(1);
+    const got = new Set(sub.messages.flatMap((m) => (JSON.parse(m.payload.toString()) as JsonBatch).records.map((r) => (r.message.body as { seq: number }).seq)));
+    expect([...got].sort((a, b) => a - b)).toEqual(Array.from({ length: 60 }, (_, i) => i));
+    const q = readFileSync(path.join(dir, 'data', 'store', 'quarantine.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; attempts: number });
+    expect(q).toMatchObject([{ reason: 'connection-lost', attempts: 3 }]);
+  }, 90_000);
 });
