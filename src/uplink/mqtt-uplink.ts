@@ -302,14 +302,17 @@ export class MqttUplink implements Upstream {
 
   private async send(batch: Taken[], gen: number, client: MqttClient): Promise<void> {
     const { store } = this.deps;
-    // Records in flight during two lost connections are sent alone, one at a time; one that loses the
-    // connection `maxAttempts` times on its own is quarantined.
-    const suspect = batch.some((t) => store.lossesOf(t).any >= 2);
-    if (suspect && batch.length > 1) {
+    // A batch in flight during two lost connections is sent again with nothing else in flight; after a
+    // third loss its records go one at a time, and one that loses the connection `maxAttempts` times on
+    // its own is quarantined. A flapping link thus costs a few isolated sends, a poison record its place.
+    let worst = 0;
+    for (const t of batch) worst = Math.max(worst, store.lossesOf(t).any);
+    const suspect = worst >= 2;
+    if (worst >= 3 && batch.length > 1) {
       store.retryLater(batch, 0);
       return;
     }
-    if (suspect) {
+    if (suspect && batch.length === 1) {
       const t = batch[0] as Taken;
       if (store.lossesOf(t).alone >= this.config.maxAttempts) {
         await store.toQuarantine(t, 'connection-lost', { attempts: store.lossesOf(t).alone });

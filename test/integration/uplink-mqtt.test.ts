@@ -329,4 +329,23 @@ describe('MQTT uplink against mosquitto', () => {
     const q = readFileSync(path.join(dir, 'data', 'store', 'quarantine.ndjson'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { reason: string; attempts: number });
     expect(q).toMatchObject([{ reason: 'connection-lost', attempts: 3 }]);
   }, 90_000);
+
+  it('splits batches that keep losing the connection until their records get through', async () => {
+    const dir = tmp();
+    const broker = await new TestBroker({ dir: path.join(dir, 'broker'), extra: ['max_packet_size 3000'] }).start();
+    cleanups.push(() => broker.stop());
+    const sub = await subscriber(broker.url(), ['outpost/gw1/data/#']);
+    // Batches of ~6 KB against a 3,000-byte limit the 3.1.1 client is not told about: each batch kills the connection.
+    const { uplink } = await buildUplink(
+      { type: 'mqtt', url: broker.url(), protocolVersion: 4, reconnect: { initialMs: 50, maxMs: 200 }, batch: { maxBytes: 6000, maxLatencyMs: 10 }, store: { fsyncIntervalMs: 10 } },
+      { dataDir: path.join(dir, 'data'), logger: silentLogger() },
+    );
+    await started(uplink);
+    await Promise.all(Array.from({ length: 40 }, (_, i) => uplink.enqueue(readingRecord(i, 'telemetry', 5))));
+    await waitFor(() => uplink.counters()['store_records'] === 0, 60_000, 50);
+    const got = new Set(sub.messages.flatMap((m) => (JSON.parse(m.payload.toString()) as JsonBatch).records.map((r) => (r.message.body as { seq: number }).seq)));
+    expect(got.size).toBe(40);
+    expect(uplink.counters()['quarantined_total'] ?? 0).toBe(0);
+    expect(uplink.counters()['disconnects_total']).toBeGreaterThanOrEqual(3);
+  }, 90_000);
 });
