@@ -5,6 +5,7 @@ import type { Clock } from '../../hal/clock.js';
 import { OutpostError, describeCause } from '../errors/outpost-error.js';
 import type { UpstreamRecord } from '../upstream/upstream.js';
 import { admitAll, type Pending } from './admission.js';
+import { DeliveryState } from './delivery-state.js';
 import { Queue, type Outstanding, type Segment } from './queue.js';
 import { Quarantine } from './quarantine.js';
 import { encodeRecord, type RecordFields } from './record-codec.js';
@@ -74,11 +75,8 @@ export class DurableStore {
   private closed = true;
   private dirty = false;
   private readonly scheduler: PriorityScheduler;
-  private readonly retry: Array<{ taken: Taken; notBefore: number }> = [];
+  private readonly delivery = new DeliveryState<Taken>();
   private readonly carry = new Map<Queue, Taken>();
-  private readonly attempts = new Map<string, number>();
-  /** Connections lost while a record was in flight: in any batch, and while it was sent alone. */
-  private readonly losses = new Map<string, { any: number; alone: number }>();
   private readonly routeCfg: Map<string, { maxBytes?: number; onFull?: OnFull }>;
   readonly stats = new StoreCounters();
   readonly quarantine: Quarantine;
@@ -161,8 +159,8 @@ export class DurableStore {
    */
   async take(maxRecords: number, maxBytes: number): Promise<Taken[] | null> {
     const now = this.deps.clock.now();
-    const ri = this.retry.findIndex((r) => r.notBefore <= now);
-    if (ri >= 0) return [(this.retry.splice(ri, 1)[0] as { taken: Taken }).taken];
+    const held = this.delivery.nextRetry(now);
+    if (held) return [held];
     const busy = new Set<number>();
     for (const q of this.queues.values()) if (this.carry.has(q) || q.hasUnread()) busy.add(q.priority);
     const p = this.scheduler.pick(busy);
@@ -204,45 +202,35 @@ export class DurableStore {
   ack(batch: readonly Taken[]): void {
     for (const t of batch) {
       t.queue.settle(t.out);
-      this.attempts.delete(`${t.queue.key}:${t.fields.seq}`);
-      this.losses.delete(`${t.queue.key}:${t.fields.seq}`);
+      this.delivery.forget(t);
     }
     this.stats.add('delivered_total', batch.length);
     this.dirty = true;
   }
 
-  /** Counts a failed attempt; returns how many attempts the record has failed so far. */
+  /** Counts a refusal of the record; returns how many it has had. */
   failed(t: Taken): number {
-    const k = `${t.queue.key}:${t.fields.seq}`;
-    const n = (this.attempts.get(k) ?? 0) + 1;
-    this.attempts.set(k, n);
-    return n;
+    return this.delivery.refused(t);
   }
 
   /** The connection was lost while this record was in flight (`alone`: in a message of its own). */
   lostInFlight(t: Taken, alone: boolean): void {
-    const k = `${t.queue.key}:${t.fields.seq}`;
-    const l = this.losses.get(k) ?? { any: 0, alone: 0 };
-    l.any++;
-    if (alone) l.alone++;
-    this.losses.set(k, l);
+    this.delivery.lost(t, alone);
   }
 
   /** How often the connection was lost with this record in flight. */
   lossesOf(t: Taken): { any: number; alone: number } {
-    return this.losses.get(`${t.queue.key}:${t.fields.seq}`) ?? { any: 0, alone: 0 };
+    return this.delivery.lossesOf(t);
   }
 
   /** Sends these records again later, one per batch, not before `delayMs`. */
   retryLater(records: readonly Taken[], delayMs: number): void {
-    const notBefore = this.deps.clock.now() + delayMs;
-    for (const t of records) this.retry.push({ taken: t, notBefore });
-    this.retry.sort((a, b) => a.taken.fields.seq - b.taken.fields.seq);
+    this.delivery.retryLater(records, this.deps.clock.now() + delayMs);
   }
 
   /** When the next held-back record may be retried (ms since the epoch), or null. */
   nextRetryAt(): number | null {
-    return this.retry.length === 0 ? null : Math.min(...this.retry.map((r) => r.notBefore));
+    return this.delivery.nextRetryAt();
   }
 
   /** Moves a record to the quarantine file and out of its queue. */
@@ -255,14 +243,13 @@ export class DurableStore {
     this.stats.drop(t.fields.route, 'quarantined');
     this.deps.logger.warn({ route: t.fields.route, storeSeq: t.fields.seq, reason }, 'record quarantined');
     t.queue.settle(t.out);
-    this.attempts.delete(`${t.queue.key}:${t.fields.seq}`);
-    this.losses.delete(`${t.queue.key}:${t.fields.seq}`);
+    this.delivery.forget(t);
     this.dirty = true;
   }
 
   /** The connection was lost: whatever was handed out and not acked will be read again. */
   async rewind(): Promise<void> {
-    this.retry.length = 0;
+    this.delivery.clearRetries();
     this.carry.clear();
     for (const q of this.queues.values()) await q.rewind();
   }
@@ -402,7 +389,7 @@ export class DurableStore {
   /** Deletes dropped segments, after a checkpoint (so sequence numbers are never reused). */
   private async dropSegments(victims: ReadonlyArray<{ q: Queue; seg: Segment }>): Promise<void> {
     this.carry.clear();
-    this.retry.length = 0;
+    this.delivery.clearRetries();
     await this.checkpoint().catch((e: unknown) => this.deps.logger.warn({ err: describeCause(e) }, 'store checkpoint failed before a drop'));
     for (const v of victims) await v.q.remove([v.seg]);
     this.stats.add('segments_deleted_total', victims.length);
