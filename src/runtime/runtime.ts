@@ -81,6 +81,8 @@ export class Runtime {
   private api: ApiServer | null = null;
   private upstream: Upstream | null = null;
   private readonly upstreamStats = { rejected_total: 0 };
+  /** When a refusal was last logged, and how many since: a full store refuses every reading, the log gets one line per 10 s. */
+  private refusalLog = { at: -Infinity, since: 0 };
   private started = false;
   private stopping: Promise<void> | null = null;
 
@@ -276,7 +278,11 @@ export class Runtime {
     if (!up) return;
     up.enqueue({ route: route.id, priority: route.priority, ttlSeconds: route.ttlSeconds, enqueuedAt: this.deps.clock.now(), message }).catch((e: unknown) => {
       this.upstreamStats.rejected_total++;
-      this.deps.logger.warn({ component: 'runtime', route: route.id, err: describeCause(e) }, 'upstream refused a record');
+      this.refusalLog.since++;
+      const now = this.deps.clock.monotonic();
+      if (now - this.refusalLog.at < 10_000) return;
+      this.deps.logger.warn({ component: 'runtime', route: route.id, err: describeCause(e), refused: this.refusalLog.since }, 'upstream refused a record');
+      this.refusalLog = { at: now, since: 0 };
     });
   }
 
