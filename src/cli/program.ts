@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { systemClock } from '../../hal/clock.js';
-import { configJsonSchema, loadConfig } from '../config/load.js';
+import { configJsonSchema, loadConfig, type LoadedConfig } from '../config/load.js';
 import { OutpostError, isOutpostError } from '../errors/outpost-error.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { createLogger } from '../log/logger.js';
@@ -16,9 +16,9 @@ export interface Wiring {
   readonly systemProbe: (mounts: string[]) => SystemProbe;
   readonly upstreamFactory?: UpstreamFactory;
   /** Register the command handlers of other areas (OTA…) on a runtime before it starts; one entry per area. */
-  readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger) => void>;
-  /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. */
-  readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo) => void>;
+  readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger, loaded: LoadedConfig) => void>;
+  /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. `setExit` sets the exit code of an action. */
+  readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo, setExit: (code: number) => void) => void>;
 }
 
 export interface CliIo {
@@ -49,7 +49,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     version: wiring.version,
     ...(wiring.upstreamFactory ? { upstreamFactory: wiring.upstreamFactory } : {}),
   });
-  for (const register of wiring.commandRegistrations ?? []) register(runtime, logger);
+  for (const register of wiring.commandRegistrations ?? []) register(runtime, logger, { config, files });
   const notifier = createNotifier(io.env);
   let endpoints;
   try {
@@ -158,7 +158,7 @@ export function buildProgram(wiring: Wiring, io: CliIo, setExit: (code: number) 
       return 0;
     }));
 
-  for (const extend of wiring.cliExtensions ?? []) extend(program, io);
+  for (const extend of wiring.cliExtensions ?? []) extend(program, io, setExit);
   return program;
 }
 
