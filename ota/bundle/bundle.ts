@@ -100,6 +100,7 @@ export class VerifiedBundle {
     private readonly fh: FileHandle,
     private readonly fs: SquashfsReader,
     readonly info: BundleInfo,
+    private readonly verity: { raw: FileRegion; verifier: VerityVerifier } | null = null,
   ) {}
 
   get manifest(): Manifest {
@@ -166,8 +167,33 @@ export class VerifiedBundle {
     }
     const tree = await new FileRegion(fh, beforeCms).read(payloadSize, manifest.verity.size);
     const verifier = new VerityVerifier(tree, blocks, Buffer.from(manifest.verity.salt, 'hex'), Buffer.from(manifest.verity.hash, 'hex'));
-    const sq = await SquashfsReader.open(new VerityRegion(new FileRegion(fh, payloadSize), verifier));
-    return new VerifiedBundle(fh, sq, info(path, size, 'verity', manifest, cms, chain, sq));
+    const raw = new FileRegion(fh, payloadSize);
+    const sq = await SquashfsReader.open(new VerityRegion(raw, verifier));
+    return new VerifiedBundle(fh, sq, info(path, size, 'verity', manifest, cms, chain, sq), { raw, verifier });
+  }
+
+  /**
+   * Checks every payload block of a verity bundle against the hash tree before anything is written
+   * (plain bundles were hashed as a whole by `open`). Image reads are checked again while writing,
+   * so a file changed in between is still caught.
+   */
+  async verifyPayload(opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
+    if (!this.verity) return;
+    const { raw, verifier } = this.verity;
+    const chunk = HASH_CHUNK;
+    let next = raw.read(0, Math.min(chunk, raw.size));
+    for (let at = 0; at < raw.size; ) {
+      if (opts.signal?.aborted) throw opts.signal.reason;
+      const buf = await next;
+      const after = at + buf.length;
+      if (after < raw.size) {
+        next = raw.read(after, Math.min(chunk, raw.size - after));
+        next.catch(() => undefined);
+      }
+      verifier.verifyBlocks(at / VERITY_BLOCK, buf);
+      at = after;
+      opts.onProgress?.(at, raw.size);
+    }
   }
 
   /** The image for a slot class, or null. */

@@ -222,6 +222,8 @@ export class Updater {
           });
         }
       }
+      // Cheap checks first; then every verity block, so a tampered payload is refused before any write.
+      await bundle.verifyPayload({ ...(o.signal ? { signal: o.signal } : {}), onProgress: (d, t) => o.onProgress?.({ state: 'verifying', percent: pct('verifying', d / t), detail: { phase: 'verity', done: d, total: t } }) });
       const m = bundle.manifest;
       this.open = { updateId: ctx.rec.updateId ?? '', bundle };
       o.onProgress?.({ state: 'verifying', percent: pct('verifying', 1), detail: { version: m.version, format: bundle.info.format } });
