@@ -166,7 +166,13 @@ export async function buildBundle(o: BuildOptions): Promise<{ output: string; si
       } else {
         signedManifest = renderManifest(base);
         const h = createHash('sha256');
-        for await (const chunk of createReadStream('', { fd: fh.fd, start: 0, end: size - 1, autoClose: false, highWaterMark: 4 * 1024 * 1024 })) h.update(chunk as Buffer);
+        const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
+        for (let at = 0; at < size; ) {
+          const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, size - at), at);
+          if (bytesRead === 0) throw buildError('squashfs output shrank while hashing');
+          h.update(buf.subarray(0, bytesRead));
+          at += bytesRead;
+        }
         cms = signCms({ contentDigest: h.digest(), eContent: null, cert, key, intermediates, signingTime: o.time });
       }
       const len = Buffer.alloc(8);

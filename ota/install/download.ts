@@ -1,5 +1,4 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { open, readFile, rename, rm, stat, writeFile, type FileHandle } from 'node:fs/promises';
 import type { Clock } from '../../hal/clock.js';
 import { OutpostError } from '../../src/errors/outpost-error.js';
@@ -44,14 +43,11 @@ export async function download(o: DownloadOptions): Promise<{ path: string; byte
   let offset = 0;
   if (meta?.url === o.url) offset = await stat(part).then((s) => s.size, () => 0);
   else meta = null;
-  const fh = await open(part, offset > 0 ? 'r+' : 'w');
+  const fh = await open(part, offset > 0 ? 'r+' : 'w+');
   let h: Hash = createHash('sha256');
   try {
-    if (offset > 0) {
-      for await (const c of createReadStream('', { fd: fh.fd, start: 0, end: offset - 1, autoClose: false })) h.update(c as Buffer);
-    } else {
-      await fh.truncate(0);
-    }
+    if (offset > 0) h = await rehash(fh, offset);
+    else await fh.truncate(0);
     let total: number | null = null;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -95,7 +91,13 @@ export async function download(o: DownloadOptions): Promise<{ path: string; byte
 /** After a failed attempt the hash state may not match the file: rebuild it from what is on disk. */
 async function rehash(fh: FileHandle, upTo: number): Promise<Hash> {
   const h = createHash('sha256');
-  if (upTo > 0) for await (const c of createReadStream('', { fd: fh.fd, start: 0, end: upTo - 1, autoClose: false })) h.update(c as Buffer);
+  const buf = Buffer.allocUnsafe(1024 * 1024);
+  for (let at = 0; at < upTo; ) {
+    const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, upTo - at), at);
+    if (bytesRead === 0) break;
+    h.update(buf.subarray(0, bytesRead));
+    at += bytesRead;
+  }
   return h;
 }
 

@@ -152,7 +152,7 @@ export class Rig {
       ...ota,
     };
     this.otaExtra = { ...this.otaExtra, ...ota };
-    writeFileSync(join(this.dir, 'reboot.sh'), `#!/bin/sh\necho "$@" >> ${join(this.dir, 'reboots.log')}\n`, { mode: 0o755 });
+    writeFileSync(join(this.dir, 'reboot.sh'), `#!/bin/sh\necho "reboot $*" >> ${join(this.dir, 'reboots.log')}\n`, { mode: 0o755 });
     writeFileSync(this.configFile, JSON.stringify({ gateway: { dataDir: './data' }, api: { enabled: false }, broker: { enabled: false }, ota: base }, null, 1));
   }
 
