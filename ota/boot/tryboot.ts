@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import { writeFileAtomic } from '../atomic-file.js';
@@ -119,7 +119,10 @@ export class TrybootSelector implements BootSelector {
   }
 
   private async saveRecord(r: TrybootRecord): Promise<void> {
-    await writeFileAtomic(this.o.stateFile, JSON.stringify(r));
+    const text = JSON.stringify(r);
+    if ((await readFile(this.o.stateFile, 'utf8').catch(() => null)) === text) return;
+    await mkdir(path.dirname(this.o.stateFile), { recursive: true });
+    await writeFileAtomic(this.o.stateFile, text);
   }
 
   /** The trial armed in this boot, if any (an arm from an earlier boot was consumed by that reboot). */

@@ -91,6 +91,9 @@ export async function outpostBundle(pki: Pki, o: Partial<BuildOptions> & { image
   return o.output;
 }
 
+/** One schema compilation per test file: ajv compiling the whole configuration schema is slow. */
+let validator: ConfigValidator | undefined;
+
 export type BootloaderKind = 'uboot' | 'grub' | 'tryboot';
 
 /**
@@ -184,7 +187,8 @@ export class Rig {
 
   async system(): Promise<OtaSystem> {
     const doc = JSON.parse(readFileSync(this.configFile, 'utf8')) as unknown;
-    const config = new ConfigValidator().validate(doc, [this.configFile], this.dir);
+    validator ??= new ConfigValidator();
+    const config = validator.validate(doc, [this.configFile], this.dir);
     return createOta(config, this.dir, { logger: pino({ level: 'silent' }), clock: systemClock, fetch: globalThis.fetch });
   }
 
