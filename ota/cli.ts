@@ -5,11 +5,11 @@ import { Argument, Command, Option } from 'commander';
 import { pino } from 'pino';
 import { systemClock } from '../hal/clock.js';
 import { reportError, type CliIo } from '../src/cli/program.js';
-import { loadConfig } from '../src/config/load.js';
 import { OutpostError, isOutpostError } from '../src/errors/outpost-error.js';
 import { createLogger } from '../src/log/logger.js';
 import { runBackendVerb } from './boot/custom.js';
 import { ProgressBar, renderStatus } from './cli-format.js';
+import { loadOtaConfig } from './config.js';
 import type { OtaProgress } from './flow/engine.js';
 import { UpdateLock } from './flow/lock.js';
 import { createOta, type OtaSystem, type OtaWiring } from './system.js';
@@ -52,9 +52,9 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
 
     const load = async (o: Common): Promise<OtaSystem> => {
       const file = o.config ?? io.env['OUTPOST_CONFIG'] ?? DEFAULT_CONFIG;
-      const { config } = await loadConfig(file);
+      const loaded = await loadOtaConfig(file);
       const logger = await createLogger({ level: o.logLevel ?? 'warn', pretty: false, destination: pino.destination({ fd: 2, sync: true }) });
-      return createOta(config, path.dirname(path.resolve(file)), { logger, clock: systemClock, fetch: io.fetch, wiring: options });
+      return createOta(loaded.ota, { configDir: loaded.configDir, gatewayDataDir: loaded.dataDir }, { logger, clock: systemClock, fetch: io.fetch, wiring: options });
     };
     const common = (c: Command) =>
       c

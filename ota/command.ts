@@ -44,12 +44,13 @@ export function parseInstallParams(p: unknown): OtaInstallParams {
  */
 export function otaCommands(wiring: OtaWiring & { clock: Clock; fetch?: typeof fetch }): (runtime: Runtime, logger: Logger, loaded: LoadedConfig) => void {
   return (runtime, logger, { config, files }) => {
-    if (!config.ota) return;
+    const ota = config.ota;
+    if (!ota) return;
     const configDir = path.dirname(path.resolve(files[0] ?? '.'));
     let system: Promise<OtaSystem> | null = null;
     let busy = false;
     const sys = () => {
-      system ??= import('./system.js').then((m) => m.createOta(config, configDir, { logger, clock: wiring.clock, fetch: wiring.fetch ?? globalThis.fetch, wiring }));
+      system ??= import('./system.js').then((m) => m.createOta(ota, { configDir, gatewayDataDir: config.gateway.dataDir }, { logger, clock: wiring.clock, fetch: wiring.fetch ?? globalThis.fetch, wiring }));
       return system;
     };
     const install: CommandHandler<OtaInstallParams, OtaInstallResult> = {

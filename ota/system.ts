@@ -4,7 +4,6 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../hal/clock.js';
-import type { OutpostConfig } from '../src/config/schema.js';
 import { OutpostError } from '../src/errors/outpost-error.js';
 import { CustomSelector } from './boot/custom.js';
 import { GrubEnv } from './boot/grub-env.js';
@@ -52,11 +51,6 @@ export interface OtaSystem {
   status(): Promise<OtaStatus>;
 }
 
-export function requireOta(config: Readonly<OutpostConfig>): OtaConfigT {
-  if (!config.ota) throw new OutpostError('OUTPOST_E_OTA_CONFIG', 'the configuration has no `ota:` section (see docs/ota.md)');
-  return config.ota;
-}
-
 function run(argv: readonly string[]): Promise<void> {
   const [cmd, ...args] = argv as [string, ...string[]];
   return new Promise((resolve, reject) => {
@@ -66,11 +60,18 @@ function run(argv: readonly string[]): Promise<void> {
   });
 }
 
-/** Builds the updater from a validated configuration; `configDir` anchors relative paths. */
-export async function createOta(config: Readonly<OutpostConfig>, configDir: string, d: { logger: Logger; clock: Clock; fetch: typeof fetch; wiring?: OtaWiring }): Promise<OtaSystem> {
-  const raw = requireOta(config);
+/**
+ * Builds the updater from a validated `ota` section. `configDir` anchors relative paths;
+ * `gatewayDataDir` (already resolved) holds `ota/` unless `ota.dataDir` says otherwise.
+ */
+export async function createOta(
+  raw: OtaConfigT,
+  where: { configDir: string; gatewayDataDir: string },
+  d: { logger: Logger; clock: Clock; fetch: typeof fetch; wiring?: OtaWiring },
+): Promise<OtaSystem> {
+  const { configDir } = where;
   const abs = (p: string) => path.resolve(configDir, p);
-  const dataDir = raw.dataDir ? abs(raw.dataDir) : path.join(config.gateway.dataDir, 'ota');
+  const dataDir = raw.dataDir ? abs(raw.dataDir) : path.join(where.gatewayDataDir, 'ota');
   const slots = raw.slots.map((s) => {
     const devices: Record<string, string> = Object.fromEntries(Object.entries(s.devices ?? {}).map(([k, v]) => [k, abs(v)]));
     if (s.device) devices['rootfs'] = abs(s.device);

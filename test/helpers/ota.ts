@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { systemClock } from '../../hal/clock.js';
 import { buildBundle, type BuildOptions } from '../../ota/bundle/builder.js';
 import { createOta, type OtaSystem } from '../../ota/system.js';
-import { ConfigValidator } from '../../src/config/load.js';
+import { OtaConfigLoader } from '../../ota/config.js';
 
 export const OUTPOST = join(import.meta.dirname, '..', '..', 'dist', 'services', 'outpost.js');
 
@@ -91,8 +91,8 @@ export async function outpostBundle(pki: Pki, o: Partial<BuildOptions> & { image
   return o.output;
 }
 
-/** One schema compilation per test file: ajv compiling the whole configuration schema is slow. */
-let validator: ConfigValidator | undefined;
+/** One schema compilation per test file. */
+let loader: OtaConfigLoader | undefined;
 
 export type BootloaderKind = 'uboot' | 'grub' | 'tryboot';
 
@@ -186,10 +186,9 @@ export class Rig {
   }
 
   async system(): Promise<OtaSystem> {
-    const doc = JSON.parse(readFileSync(this.configFile, 'utf8')) as unknown;
-    validator ??= new ConfigValidator();
-    const config = validator.validate(doc, [this.configFile], this.dir);
-    return createOta(config, this.dir, { logger: pino({ level: 'silent' }), clock: systemClock, fetch: globalThis.fetch });
+    loader ??= new OtaConfigLoader();
+    const loaded = await loader.load(this.configFile);
+    return createOta(loaded.ota, { configDir: loaded.configDir, gatewayDataDir: loaded.dataDir }, { logger: pino({ level: 'silent' }), clock: systemClock, fetch: globalThis.fetch });
   }
 
   fwPrintenv(): Record<string, string> {

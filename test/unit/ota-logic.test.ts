@@ -95,10 +95,10 @@ describe('dm-verity hash tree (RAUC layout)', () => {
     const v = new VerityVerifier(tree, blocks, salt, rootHash);
     v.verifyBlocks(0, data);
     const bad = Buffer.from(data.subarray(17 * VERITY_BLOCK, 19 * VERITY_BLOCK));
-    bad[VERITY_BLOCK + 5] ^= 1;
+    bad.writeUInt8((bad.readUInt8(VERITY_BLOCK + 5) ^ 1), VERITY_BLOCK + 5);
     expect(() => v.verifyBlocks(17, bad)).toThrow(expect.objectContaining({ code: 'OUTPOST_E_OTA_BUNDLE_PAYLOAD', details: expect.objectContaining({ block: 18 }) }));
     const t2 = Buffer.from(tree);
-    t2[t2.length - 1] ^= 1; // the unused tail of level 0 must stay zero
+    t2.writeUInt8(t2.readUInt8(t2.length - 1) ^ 1, t2.length - 1); // the unused tail of level 0 must stay zero
     expect(() => new VerityVerifier(t2, blocks, salt, rootHash)).toThrow(expect.objectContaining({ code: 'OUTPOST_E_OTA_BUNDLE_PAYLOAD' }));
     expect(() => new VerityVerifier(tree, blocks, randomBytes(32), rootHash)).toThrow(/root hash/);
   });
