@@ -149,13 +149,18 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
         .command('mark')
         .description('set a slot good, bad or active (primary), like `rauc status mark-*`')
         .addArgument(new Argument('<how>', 'good | bad | active').choices(['good', 'bad', 'active']))
-        .argument('<slot>', 'booted | other | a bootname'),
+        .argument('<slot>', 'booted | other | a bootname')
+        .option('--force', 'allow marking the last good slot bad'),
     ).action(
-      act(async (how: 'good' | 'bad' | 'active', which: string, o: Common) => {
+      act(async (how: 'good' | 'bad' | 'active', which: string, o: Common & { force?: boolean }) => {
         const sys = await load(o);
         const booted = await sys.selector.getCurrent();
         const slot = which === 'booted' ? booted : which === 'other' ? sys.cfg.slots.find((s) => s.bootname !== booted)?.bootname : which;
         if (!slot || !sys.cfg.slots.some((s) => s.bootname === slot)) throw usage(`no slot "${which}" (booted, other, ${sys.cfg.slots.map((s) => s.bootname).join(', ')})`);
+        const other = sys.cfg.slots.find((s) => s.bootname !== slot)?.bootname as string;
+        if (how === 'bad' && !o.force && (await sys.selector.getState(other)) !== 'good') {
+          throw new OutpostError('OUTPOST_E_OTA_SLOT', `refusing to mark ${slot} bad: slot ${other} is not good either, so nothing would boot (--force to do it anyway)`);
+        }
         if (how === 'active') await sys.selector.setPrimary(slot);
         else await sys.selector.setState(slot, how);
         io.out(`marked slot ${slot} ${how}`);

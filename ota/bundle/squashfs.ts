@@ -270,16 +270,23 @@ export class SquashfsReader {
       pending = si + 1 < spans.length ? fetch(spans[si + 1] as (typeof spans)[number]) : null;
       // Keep the prefetch from surfacing as an unhandled rejection while this span is consumed.
       pending?.catch(() => undefined);
-      let p = 0;
-      const outs: Buffer[] = [];
-      for (const b of s.blocks) {
-        const len = b.size & (UNCOMPRESSED_BLOCK - 1);
-        const expected = Math.min(bs, f.size - b.index * bs);
-        if (len === 0) outs.push(Buffer.alloc(expected));
-        else outs.push(this.dataBlock(buf.subarray(p, p + len), b.size, expected));
-        p += len;
+      // Uncompressed full blocks (incompressible images) are already the file bytes: no copy.
+      const plain = s.blocks.every((b) => b.size & UNCOMPRESSED_BLOCK && (b.size & (UNCOMPRESSED_BLOCK - 1)) === Math.min(bs, f.size - b.index * bs));
+      let chunk: Buffer;
+      if (plain) {
+        chunk = buf;
+      } else {
+        let p = 0;
+        const outs: Buffer[] = [];
+        for (const b of s.blocks) {
+          const len = b.size & (UNCOMPRESSED_BLOCK - 1);
+          const expected = Math.min(bs, f.size - b.index * bs);
+          if (len === 0) outs.push(Buffer.alloc(expected));
+          else outs.push(this.dataBlock(buf.subarray(p, p + len), b.size, expected));
+          p += len;
+        }
+        chunk = outs.length === 1 ? (outs[0] as Buffer) : Buffer.concat(outs);
       }
-      const chunk = outs.length === 1 ? (outs[0] as Buffer) : Buffer.concat(outs);
       written += chunk.length;
       await sink(chunk);
     }

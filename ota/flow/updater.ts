@@ -78,7 +78,8 @@ export class Updater {
   async resume(o: RunOptions = {}): Promise<FlowRecord> {
     const rec = await this.deps.store.load();
     const ctx = new FlowContext(this.deps, rec);
-    if (PRE_SWITCH.includes(rec.state)) {
+    // A deferred update (lock held, hook exit 75) retrying is not a crash: only crashes count.
+    if (PRE_SWITCH.includes(rec.state) && rec.deferred === null) {
       await ctx.patch({ resumes: rec.resumes + 1 });
       if (ctx.rec.resumes > this.deps.cfg.maxResumes) {
         const e = new OutpostError('OUTPOST_E_OTA_LOOP', `state ${rec.state} was resumed ${ctx.rec.resumes} times, over ota.maxResumes`, { details: { state: rec.state } });
@@ -269,6 +270,10 @@ export class Updater {
         throw new OutpostError('OUTPOST_E_OTA_SLOT', `refusing to write ${dev}: it is the same device as the booted slot`, { details: { device: dev } });
       }
     }
+    // Marking the target bad must leave a good slot: the running one has to be marked good already.
+    if ((await selector.getState(current)) !== 'good') {
+      throw new OutpostError('OUTPOST_E_OTA_SLOT', `the booted slot ${current} is not marked good yet; run \`outpost ota mark-good\` first`, { details: { booted: current } });
+    }
     // A power cut from here on leaves the target marked bad: the bootloader never picks a half-written slot.
     await selector.setState(targetName, 'bad');
     let bundle = this.open?.updateId === ctx.rec.updateId ? this.open.bundle : null;
@@ -277,7 +282,7 @@ export class Updater {
       this.open = { updateId: ctx.rec.updateId ?? '', bundle };
     }
     const images = (ctx.rec.bundle?.images ?? []).map((i) => bundle.image(i.slotClass)).filter((i) => i !== null);
-    const total = images.reduce((n, i) => n + i.size * 2, 0);
+    const total = images.reduce((n, i) => n + i.size, 0);
     let before = 0;
     const started = this.deps.clock.monotonic();
     try {
@@ -289,13 +294,17 @@ export class Updater {
           sha256: img.sha256,
           produce: (sink) => (bundle as VerifiedBundle).streamImage(img, sink, o.signal ? { signal: o.signal } : {}),
           onProgress: (p) => {
-            const done = before + (p.phase === 'write' ? p.done : img.size + p.done);
+            const done = before + p.written;
             const secs = (this.deps.clock.monotonic() - started) / 1000;
-            o.onProgress?.({ state: 'installing', percent: pct('installing', done / total), detail: { phase: p.phase, image: img.slotClass, done, total, bytesPerSec: secs > 0 ? done / secs : 0 } });
+            o.onProgress?.({
+              state: 'installing',
+              percent: pct('installing', (2 * before + p.written + p.verified) / (2 * total)),
+              detail: { phase: p.verified < p.written ? 'write' : 'verify', image: img.slotClass, done, verified: before + p.verified, total, bytesPerSec: secs > 0 ? done / secs : 0 },
+            });
           },
           ...(o.signal ? { signal: o.signal } : {}),
         });
-        before += img.size * 2;
+        before += img.size;
       }
     } finally {
       await this.closeBundle();

@@ -3,8 +3,9 @@ import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { OutpostError } from '../../src/errors/outpost-error.js';
 
 export interface WriteProgress {
-  readonly phase: 'write' | 'verify';
-  readonly done: number;
+  /** Bytes written to the slot, and bytes read back and hashed, of `total`. */
+  readonly written: number;
+  readonly verified: number;
   readonly total: number;
 }
 
@@ -54,10 +55,12 @@ function writeError(message: string, details: Record<string, unknown>, cause?: u
 }
 
 /**
- * Writes an image to a slot device from offset 0, hashing as it goes, then fdatasync, then reads the
- * written range back and hashes it again. Invariants: the device is opened without truncation (block
- * devices and pre-sized files alike); nothing is written past `size`; success means both the written
- * stream and the read-back bytes hash to the manifest's sha256.
+ * Writes an image to a slot device from offset 0 and proves it landed: every chunk is read back from
+ * the slot and hashed, in order, as soon as its write completed (overlapping the next writes), then
+ * the slot is fdatasync'ed and the read-back hash must equal the manifest's sha256. Invariants: the
+ * device is opened without truncation (block devices and pre-sized files alike); nothing is written
+ * past `size`; success means the slot's bytes hash to the signed sha256, which also catches a bundle
+ * file changed after it was verified (so the stream itself is not hashed a second time).
  */
 export async function writeSlot(o: WriteSlotOptions): Promise<void> {
   const total = await deviceSize(o.device).catch((e: unknown) => {
@@ -72,65 +75,80 @@ export async function writeSlot(o: WriteSlotOptions): Promise<void> {
   } catch (e) {
     throw writeError(`cannot open slot ${o.device} for writing`, { device: o.device }, e);
   }
-  try {
-    const h = createHash('sha256');
-    let pos = 0;
-    let lastReport = 0;
-    await o.produce(async (chunk) => {
-      if (o.signal?.aborted) throw o.signal.reason;
-      if (pos + chunk.length > o.size) throw new OutpostError('OUTPOST_E_OTA_BUNDLE_PAYLOAD', 'image is longer than the manifest says', { details: { size: o.size } });
-      h.update(chunk);
-      let off = 0;
-      while (off < chunk.length) {
-        const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, pos + off);
-        if (bytesWritten === 0) throw writeError('slot write made no progress', { device: o.device, at: pos + off });
-        off += bytesWritten;
-      }
-      pos += chunk.length;
-      if (pos - lastReport >= 1 << 20 || pos === o.size) {
-        lastReport = pos;
-        o.onProgress?.({ phase: 'write', done: pos, total: o.size });
-      }
-    });
-    if (pos !== o.size) throw new OutpostError('OUTPOST_E_OTA_BUNDLE_PAYLOAD', 'image is shorter than the manifest says', { details: { size: o.size, got: pos } });
-    const streamed = h.digest('hex');
-    if (streamed !== o.sha256) {
-      throw new OutpostError('OUTPOST_E_OTA_BUNDLE_PAYLOAD', 'image sha256 differs from the signed manifest (bundle modified)', { details: { expected: o.sha256, actual: streamed } });
+  const h = createHash('sha256');
+  const readBuf = Buffer.allocUnsafe(o.readChunk ?? 4 * 1024 * 1024);
+  let written = 0;
+  let verified = 0;
+  let lastReport = 0;
+  const report = (force = false) => {
+    if (force || written + verified - lastReport >= 1 << 20) {
+      lastReport = written + verified;
+      o.onProgress?.({ written, verified, total: o.size });
     }
+  };
+  const readBack = async (at: number, len: number) => {
+    for (let p = at; p < at + len; ) {
+      const want = Math.min(readBuf.length, at + len - p);
+      let got = 0;
+      while (got < want) {
+        const { bytesRead } = await fh.read(readBuf, got, want - got, p + got);
+        if (bytesRead === 0) throw writeError('slot ended before the image during read-back', { device: o.device, at: p + got });
+        got += bytesRead;
+      }
+      h.update(readBuf.subarray(0, want));
+      p += want;
+      verified = p;
+      report();
+    }
+  };
+  const writeAt = async (chunk: Buffer, at: number) => {
+    let off = 0;
+    while (off < chunk.length) {
+      const { bytesWritten } = await fh.write(chunk, off, chunk.length - off, at + off);
+      if (bytesWritten === 0) throw writeError('slot write made no progress', { device: o.device, at: at + off });
+      off += bytesWritten;
+    }
+    written += chunk.length;
+    report();
+  };
+  // Two writes in flight, and the read-back chain following them in offset order.
+  const inFlight = new Set<Promise<void>>();
+  let chain: Promise<void> = Promise.resolve();
+  try {
+    let pos = 0;
+    try {
+      await o.produce(async (chunk) => {
+        if (o.signal?.aborted) throw o.signal.reason;
+        if (pos + chunk.length > o.size) throw new OutpostError('OUTPOST_E_OTA_BUNDLE_PAYLOAD', 'image is longer than the manifest says', { details: { size: o.size } });
+        const at = pos;
+        const w = writeAt(chunk, at);
+        pos += chunk.length;
+        inFlight.add(w);
+        void w.then(() => inFlight.delete(w), () => undefined);
+        chain = chain.then(async () => {
+          await w;
+          await readBack(at, chunk.length);
+        });
+        chain.catch(() => undefined);
+        if (inFlight.size >= 2) await Promise.race(inFlight);
+      });
+    } finally {
+      await Promise.allSettled([...inFlight, chain]);
+    }
+    await Promise.all(inFlight);
+    if (pos !== o.size) throw new OutpostError('OUTPOST_E_OTA_BUNDLE_PAYLOAD', 'image is shorter than the manifest says', { details: { size: o.size, got: pos } });
     await fh.datasync();
-    const back = await readBackHash(fh, o);
-    if (back !== o.sha256) throw writeError('read-back of the slot does not match the image (storage error)', { device: o.device, expected: o.sha256, actual: back });
+    await chain;
+    report(true);
+    const back = h.digest('hex');
+    if (back !== o.sha256) {
+      throw writeError('the slot read back does not hash to the signed image sha256 (bundle changed after verification, or a storage error)', {
+        device: o.device,
+        expected: o.sha256,
+        actual: back,
+      });
+    }
   } finally {
     await fh.close();
   }
-}
-
-async function readBackHash(fh: FileHandle, o: WriteSlotOptions): Promise<string> {
-  const h = createHash('sha256');
-  const chunk = o.readChunk ?? 4 * 1024 * 1024;
-  const bufs = [Buffer.allocUnsafe(chunk), Buffer.allocUnsafe(chunk)];
-  const readAt = async (buf: Buffer, at: number) => {
-    const want = Math.min(chunk, o.size - at);
-    let got = 0;
-    while (got < want) {
-      const { bytesRead } = await fh.read(buf, got, want - got, at + got);
-      if (bytesRead === 0) throw writeError('slot ended before the image during read-back', { device: o.device, at: at + got });
-      got += bytesRead;
-    }
-    return buf.subarray(0, want);
-  };
-  let i = 0;
-  let next = o.size > 0 ? readAt(bufs[0] as Buffer, 0) : null;
-  for (let at = 0; at < o.size; ) {
-    if (o.signal?.aborted) throw o.signal.reason;
-    const data = await (next as Promise<Buffer>);
-    const after = at + data.length;
-    i ^= 1;
-    next = after < o.size ? readAt(bufs[i] as Buffer, after) : null;
-    next?.catch(() => undefined);
-    h.update(data);
-    at = after;
-    o.onProgress?.({ phase: 'verify', done: at, total: o.size });
-  }
-  return h.digest('hex');
 }
