@@ -84,6 +84,7 @@ export const OtaConfig = Type.Object(
       {
         store: Type.Union([Type.Literal('file'), Type.Literal('tpm')], { default: 'file', description: '`file`: a counter file; `tpm`: a TPM NV counter (needs the TPM wiring).' }),
         file: Type.Optional(Type.String({ description: 'Counter file for `store: file`; defaults to `<dataDir>/security-version`.' })),
+        tpm: Type.String({ default: 'auto', description: 'TPM for `store: tpm` (`auto`: /dev/tpmrm0, else /dev/tpm0); the NV counter and its start value come from `<gateway.dataDir>/identity/identity.json`.' }),
       },
       { additionalProperties: false, default: {}, description: 'Anti-rollback floor: bundles with `[meta.outpost] security-version` below it are refused; advanced after commit.' },
     ),

@@ -24,8 +24,8 @@ import type { OtaConfigT } from './schema.js';
 
 /** What services/ provides to the OTA area: real implementations that live in other areas. */
 export interface OtaWiring {
-  /** Factory of the TPM NV counter store for `ota.securityVersion.store: tpm` (provisioning/, issue 5). */
-  readonly tpmSecurityVersion?: () => Promise<SecurityVersionStore>;
+  /** The TPM NV counter store for `ota.securityVersion.store: tpm` (wired by services/ from provisioning/). */
+  readonly tpmSecurityVersion?: (o: { tpm: string; gatewayDataDir: string }) => Promise<SecurityVersionStore>;
 }
 
 export interface OtaStatus {
@@ -100,7 +100,7 @@ export async function createOta(
   let security: SecurityVersionStore;
   if (raw.securityVersion.store === 'tpm') {
     if (!d.wiring?.tpmSecurityVersion) throw new OutpostError('OUTPOST_E_OTA_CONFIG', 'ota.securityVersion.store is tpm but this build has no TPM counter wired');
-    security = await d.wiring.tpmSecurityVersion();
+    security = await d.wiring.tpmSecurityVersion({ tpm: raw.securityVersion.tpm, gatewayDataDir: where.gatewayDataDir });
   } else {
     security = new FileSecurityVersionStore(raw.securityVersion.file ? abs(raw.securityVersion.file) : path.join(dataDir, 'security-version'));
   }

@@ -3,9 +3,12 @@ import { readFileSync } from 'node:fs';
 import { runCli, type CliIo } from '../src/cli/program.js';
 import { SiSystemProbe } from '../src/health/system-probe.js';
 import { DriverRegistry } from './driver-registry.js';
+import { provisioningCli } from '../provisioning/cli.js';
+import { provisioningWiring } from './provisioning-wiring.js';
 import { systemClock } from '../hal/clock.js';
 import { otaCli } from '../ota/cli.js';
 import { otaCommands } from '../ota/command.js';
+import { otaWiring } from './ota-wiring.js';
 
 /** Entry point of the `outpost` command: the only place that wires real implementations. */
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -22,8 +25,8 @@ const code = await runCli(process.argv.slice(2), {
   drivers: new DriverRegistry(),
   systemProbe: (mounts) => new SiSystemProbe(mounts),
   // One line per area: `outpost <area> …` command groups.
-  cliExtensions: [otaCli()],
+  cliExtensions: [provisioningCli(provisioningWiring()), otaCli(otaWiring())],
   // One line per area: command handlers (e.g. ota.install) registered on the runtime.
-  commandRegistrations: [otaCommands({ clock: systemClock })],
+  commandRegistrations: [otaCommands({ clock: systemClock, ...otaWiring() })],
 }, io);
 process.exitCode = code;

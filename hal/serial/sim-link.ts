@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { SimSignal, seededRandom } from '../sim-model.js';
+import { SimSignal, seededRandom } from '../sim-signal.js';
 import { nmeaChecksum } from './framer.js';
 import type { SerialLink } from './port.js';
 

@@ -45,3 +45,59 @@ export class FileSecurityVersionStore implements SecurityVersionStore {
     }
   }
 }
+
+/** A monotonic hardware counter as the identity code exposes it (provisioning/identity/counter-open.ts). */
+export interface MonotonicCounter {
+  read(): Promise<bigint>;
+  advanceTo(v: bigint): Promise<void>;
+}
+
+/**
+ * Security version in a monotonic counter whose values are absolute (a TPM NV counter starts at
+ * whatever the TPM's highest counter ever was): security version = counter − `base`, where `base`
+ * is the value provisioning recorded (identity.json `counter.start`). Invariants: the counter is
+ * opened for each operation and closed after it (/dev/tpm0 is exclusive); a counter below its base
+ * is an error, never a negative or zero floor.
+ */
+export class CounterSecurityVersionStore implements SecurityVersionStore {
+  constructor(
+    private readonly open: () => Promise<{ counter: MonotonicCounter; close(): Promise<void> }>,
+    private readonly base: bigint,
+  ) {}
+
+  private async with<T>(fn: (c: MonotonicCounter) => Promise<T>): Promise<T> {
+    let h: { counter: MonotonicCounter; close(): Promise<void> };
+    try {
+      h = await this.open();
+    } catch (e) {
+      throw new OutpostError('OUTPOST_E_OTA_SECURITY_VERSION', 'cannot open the security version counter', { cause: e });
+    }
+    try {
+      return await fn(h.counter);
+    } finally {
+      await h.close();
+    }
+  }
+
+  read(): Promise<bigint> {
+    return this.with(async (c) => {
+      const v = await c.read();
+      if (v < this.base) {
+        throw new OutpostError('OUTPOST_E_OTA_SECURITY_VERSION', 'the security version counter is below the start value recorded at provisioning', {
+          details: { counter: v.toString(), base: this.base.toString() },
+        });
+      }
+      return v - this.base;
+    });
+  }
+
+  advanceTo(v: bigint): Promise<void> {
+    return this.with(async (c) => {
+      try {
+        await c.advanceTo(this.base + v);
+      } catch (e) {
+        throw new OutpostError('OUTPOST_E_OTA_SECURITY_VERSION', `cannot advance the security version counter to ${v}`, { cause: e, details: { target: v.toString() } });
+      }
+    });
+  }
+}

@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { systemClock } from '../../hal/clock.js';
 import { configJsonSchema, loadConfig, type LoadedConfig } from '../config/load.js';
+import { loadConfigIsolated } from '../config/load-isolated.js';
 import { OutpostError, isOutpostError } from '../errors/outpost-error.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { createLogger } from '../log/logger.js';
@@ -39,7 +40,7 @@ export function reportError(io: CliIo, e: unknown): number {
 }
 
 async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel?: string }, wiring: Wiring, io: CliIo): Promise<number> {
-  const { config, files } = await loadConfig(configFile);
+  const { config, files } = await loadConfigIsolated(configFile);
   const logger: Logger = await createLogger({ level: opts.logLevel ?? config.log.level, pretty: opts.pretty ?? config.log.pretty });
   const runtime = new Runtime(config, {
     clock: systemClock,
@@ -92,7 +93,17 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
 }
 
 function apiBase(opts: { api?: string }, env: NodeJS.ProcessEnv): string {
-  return (opts.api ?? env['OUTPOST_API'] ?? 'http://127.0.0.1:8480').replace(/\/$/, '');
+  const raw = opts.api ?? env['OUTPOST_API'] ?? 'http://127.0.0.1:8480';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch (e) {
+    throw new OutpostError('OUTPOST_E_CLI_USAGE', `--api must be an http(s) URL such as http://127.0.0.1:8480, got ${JSON.stringify(raw)}`, { cause: e });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new OutpostError('OUTPOST_E_CLI_USAGE', `--api must be an http(s) URL such as http://127.0.0.1:8480, got ${JSON.stringify(raw)}`);
+  }
+  return raw.replace(/\/$/, '');
 }
 
 /** Builds the `outpost` command line. Every action resolves to an exit code instead of exiting. */

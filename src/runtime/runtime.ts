@@ -20,6 +20,19 @@ import { FileUpstream } from '../upstream/file-upstream.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { collectMetrics } from './metrics-collector.js';
 
+/** Converts a written value to the point's value type ("60" → 60, "true"/1 → true); anything else is refused. */
+function coerce(value: PointValue, type: PointInfo['valueType'], point: string): PointValue {
+  if (type === 'string') return String(value);
+  if (type === 'number') {
+    const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+    if (!Number.isFinite(n)) throw new OutpostError('OUTPOST_E_HAL_VALUE', 'point takes a finite number', { details: { point, value } });
+    return n;
+  }
+  if (value === true || value === 1 || value === 'true' || value === '1') return true;
+  if (value === false || value === 0 || value === 'false' || value === '0') return false;
+  throw new OutpostError('OUTPOST_E_HAL_VALUE', 'point takes true or false', { details: { point, value } });
+}
+
 /** Creates the driver of a configured device (wired by services/: real transports or simulators). */
 export interface DriverFactory {
   create(device: DeviceConfig, deps: { clock: Clock; logger: Logger }): Promise<DeviceDriver>;
@@ -60,7 +73,7 @@ export class Runtime {
   readonly commands = new CommandRegistry();
   private readonly pointInfo: Map<string, PointInfo>;
   private readonly pointConfig = new Map<string, PointCommonConfig>();
-  private readonly drivers = new Map<string, { kind: string; driver: DeviceDriver }>();
+  private readonly drivers = new Map<string, { kind: string; driver: DeviceDriver; ready: Promise<void> }>();
   private readonly pipeline: Pipeline;
   private readonly router: Router;
   private readonly health: HealthMonitor;
@@ -134,11 +147,33 @@ export class Runtime {
         apiAt = await this.api.start();
       }
       this.pipeline.start();
-      for (const d of config.devices.filter((x) => x.enabled)) {
+      // Create every driver first, then start them together: a rule fired by the first sample of one
+      // device may write to another device, and its write waits for that device to be started.
+      const enabled = config.devices.filter((x) => x.enabled);
+      const created: Array<{ id: string; driver: DeviceDriver; start: () => void; failed: (e: unknown) => void }> = [];
+      for (const d of enabled) {
         const driver = await deps.drivers.create(d, { clock: deps.clock, logger: deps.logger.child({ component: 'driver', device: d.id, kind: d.kind }) });
-        this.drivers.set(d.id, { kind: d.kind, driver });
-        await driver.start({ onSamples: (s) => this.pipeline.ingest(s) });
+        let start!: () => void;
+        let failed!: (e: unknown) => void;
+        const ready = new Promise<void>((resolve, reject) => {
+          start = resolve;
+          failed = reject;
+        });
+        ready.catch(() => undefined);
+        this.drivers.set(d.id, { kind: d.kind, driver, ready });
+        created.push({ id: d.id, driver, start, failed });
       }
+      await Promise.all(
+        created.map(async (c) => {
+          try {
+            await c.driver.start({ onSamples: (s) => this.pipeline.ingest(s) });
+            c.start();
+          } catch (e) {
+            c.failed(e);
+            throw e;
+          }
+        }),
+      );
       this.started = true;
       log.info({ bootId: this.bootId, devices: this.drivers.size, api: apiAt, broker: brokerAt }, 'runtime started');
       return { api: apiAt, broker: brokerAt };
@@ -174,7 +209,8 @@ export class Runtime {
     if (!info.writable) throw new OutpostError('OUTPOST_E_RUNTIME_NOT_WRITABLE', 'point is not writable', { details: { point: pointId } });
     const entry = this.drivers.get(info.device);
     if (!entry) throw new OutpostError('OUTPOST_E_HAL_NOT_CONNECTED', 'device of the point is not running', { details: { point: pointId, device: info.device } });
-    const raw = unapplyScale(value, this.pointConfig.get(pointId)?.scale);
+    const raw = unapplyScale(coerce(value, info.valueType, pointId), this.pointConfig.get(pointId)?.scale);
+    await entry.ready;
     await entry.driver.write(pointId, raw);
     this.deps.logger.debug({ component: 'runtime', point: pointId, value, origin }, 'point written');
   }
