@@ -7,12 +7,9 @@ import { systemClock } from '../hal/clock.js';
 import { reportError, type CliIo } from '../src/cli/program.js';
 import { OutpostError, isOutpostError } from '../src/errors/outpost-error.js';
 import { createLogger } from '../src/log/logger.js';
-import { runBackendVerb } from './boot/custom.js';
 import { ProgressBar, renderStatus } from './cli-format.js';
-import { loadOtaConfig } from './config.js';
 import type { OtaProgress } from './flow/engine.js';
-import { UpdateLock } from './flow/lock.js';
-import { createOta, type OtaSystem, type OtaWiring } from './system.js';
+import type { OtaSystem, OtaWiring } from './system.js';
 
 const DEFAULT_CONFIG = '/etc/outpost/config.yaml';
 const EXIT_DEFERRED = 75;
@@ -52,6 +49,8 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
 
     const load = async (o: Common): Promise<OtaSystem> => {
       const file = o.config ?? io.env['OUTPOST_CONFIG'] ?? DEFAULT_CONFIG;
+      // The updater is loaded only when an `ota` command runs: no cost for `outpost run` and others.
+      const [{ loadOtaConfig }, { createOta }] = await Promise.all([import('./config.js'), import('./system.js')]);
       const loaded = await loadOtaConfig(file);
       const logger = await createLogger({ level: o.logLevel ?? 'warn', pretty: false, destination: pino.destination({ fd: 2, sync: true }) });
       return createOta(loaded.ota, { configDir: loaded.configDir, gatewayDataDir: loaded.dataDir }, { logger, clock: systemClock, fetch: io.fetch, wiring: options });
@@ -178,6 +177,7 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
       act(async (verb: string, args: string[], o: Common) => {
         const sys = await load(o);
         if (sys.selector.kind === 'custom') throw new OutpostError('OUTPOST_E_OTA_CONFIG', 'the backend command needs a built-in bootloader adapter, not `custom`');
+        const { runBackendVerb } = await import('./boot/custom.js');
         const out = await runBackendVerb(sys.selector, verb, args);
         if (out !== null) io.out(out);
         return 0;
@@ -272,7 +272,7 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
         .argument('[command...]'),
     ).action(
       act(async (command: string[], o: Common & { name: string; reason: string; pid?: string; release?: boolean }) => {
-        const lock = new UpdateLock((await load(o)).raw.lockDir);
+        const { lock } = await load(o);
         if (o.release) {
           await lock.release(o.name);
           return 0;

@@ -162,6 +162,17 @@ describe('install into the inactive slot', () => {
     expect(existsSync(join(r.dir, 'locks', 'dead.lock'))).toBe(false);
   });
 
+  it('`outpost ota lock` holds the update lock while a command runs and passes on its exit status', async () => {
+    const r = rig();
+    const file = join(r.dir, 'locks', 'export.lock');
+    const res = await cli(['ota', 'lock', '--name', 'export', '--reason', 'nightly export', '-c', r.configFile, '--', 'sh', '-c', `cat ${file}; exit 3`]);
+    expect(res.code, res.stderr).toBe(3);
+    expect(JSON.parse(res.stdout)).toMatchObject({ reason: 'nightly export', pid: expect.any(Number) });
+    expect(existsSync(file)).toBe(false);
+    const usage = await cli(['ota', 'lock', '--name', 'x', '-c', r.configFile]);
+    expect(usage.code).toBe(2);
+  });
+
   it('runs state hooks: exit 75 defers, another failure fails the update with its code', async () => {
     const flag = join(dir, 'hook-flag');
     const hook = join(dir, 'hook.sh');
@@ -198,5 +209,9 @@ describe('install into the inactive slot', () => {
     expect(busy.stderr).toContain('OUTPOST_E_OTA_BUSY');
     const bad = await cli(['ota', 'install', join(dir, 'nope.raucb'), '-c', join(dir, 'no-config.yaml')]);
     expect(bad.code).toBe(2);
+    expect((await cli(['ota', 'mark', 'bad', 'other', '-c', r.configFile])).code).toBe(0);
+    const last = await cli(['ota', 'mark', 'bad', 'booted', '-c', r.configFile]);
+    expect(last.stderr).toContain('nothing would boot');
+    expect(r.grubList()).toMatchObject({ A_OK: '1', B_OK: '0' });
   });
 });

@@ -88,7 +88,7 @@ describe('RAUC 1.8 drives Outpost through the custom-backend contract', () => {
     v = await both();
     expect(v.rauc.primary).toBe('A');
     expect(v.outpost).toEqual(v.rauc);
-  });
+  }, 240_000);
 
   it('`rauc install` of an Outpost-built plain bundle writes the slot through Outpost’s adapter', async () => {
     const bundle = await outpostBundle(pki, { image: join(dir, 'rootfs.img'), output: join(dir, 'outpost-plain.raucb'), format: 'plain', version: '4.0.0' });
@@ -99,7 +99,7 @@ describe('RAUC 1.8 drives Outpost through the custom-backend contract', () => {
     const v = await both();
     expect(v.rauc).toEqual({ booted: 'A', primary: 'B', status: { A: 'good', B: 'good' } });
     expect(v.outpost).toEqual(v.rauc);
-  });
+  }, 240_000);
 });
 
 describe('bundles from `rauc bundle` install with Outpost', () => {
