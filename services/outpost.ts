@@ -8,6 +8,9 @@ import { ClockSync, TIMESYNCD_MARKER } from '../src/uplink/clock-sync.js';
 import { DriverRegistry } from './driver-registry.js';
 import { provisioningCli } from '../provisioning/cli.js';
 import { provisioningWiring } from './provisioning-wiring.js';
+import { otaCli } from '../ota/cli.js';
+import { otaCommands } from '../ota/command.js';
+import { otaWiring } from './ota-wiring.js';
 
 /** Entry point of the `outpost` command: the only place that wires real implementations. */
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -28,8 +31,8 @@ const code = await runCli(process.argv.slice(2), {
   // Readings are time-uncertain until systemd-timesyncd says the clock is synchronised.
   clockSync: (logger) => new ClockSync({ clock: systemClock, logger: logger.child({ component: 'clock-sync' }), marker: process.env['OUTPOST_CLOCK_SYNC_MARKER'] ?? TIMESYNCD_MARKER }),
   // One line per area: `outpost <area> …` command groups.
-  cliExtensions: [provisioningCli(provisioningWiring()), uplinkCli],
+  cliExtensions: [provisioningCli(provisioningWiring()), otaCli(otaWiring()), uplinkCli],
   // One line per area: command handlers (e.g. ota.install) registered on the runtime.
-  commandRegistrations: [],
+  commandRegistrations: [otaCommands({ clock: systemClock, ...otaWiring() })],
 }, io);
 process.exitCode = code;

@@ -1,7 +1,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { systemClock } from '../../hal/clock.js';
-import { configJsonSchema, loadConfig } from '../config/load.js';
+import { configJsonSchema, loadConfig, type LoadedConfig } from '../config/load.js';
 import { loadConfigIsolated } from '../config/load-isolated.js';
 import { OutpostError, isOutpostError } from '../errors/outpost-error.js';
 import type { SystemProbe } from '../health/system-probe.js';
@@ -19,7 +19,7 @@ export interface Wiring {
   /** Clock-synchronisation source: readings are marked time-uncertain while it says so. */
   readonly clockSync?: (logger: Logger) => { start(): Promise<void>; timeUncertain(): boolean; stop(): void };
   /** Register the command handlers of other areas (OTA…) on a runtime before it starts; one entry per area. */
-  readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger) => void>;
+  readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger, loaded: LoadedConfig) => void>;
   /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. `setExit` sets the exit code of an action. */
   readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo, setExit: (code: number) => void) => void>;
 }
@@ -55,7 +55,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     ...(wiring.upstreamFactory ? { upstreamFactory: wiring.upstreamFactory } : {}),
     ...(clockSync ? { timeUncertain: () => clockSync.timeUncertain() } : {}),
   });
-  for (const register of wiring.commandRegistrations ?? []) register(runtime, logger);
+  for (const register of wiring.commandRegistrations ?? []) register(runtime, logger, { config, files });
   const notifier = createNotifier(io.env);
   let endpoints;
   try {
