@@ -3,6 +3,9 @@ import { HAL_CODES } from './codes-hal.js';
 import { SYSTEM_CODES } from './codes-system.js';
 import { ROUTE_CODES } from './codes-route.js';
 import { IMAGE_CODES } from './codes-image.js';
+import { TPM_CODES } from './codes-tpm.js';
+import { OTA_CODES } from './codes-ota.js';
+import { UPLINK_CODES } from './codes-uplink.js';
 
 /** Shape of one catalog entry: what the code means, and whether it reports bad input (CLI exit code 2). */
 export interface ErrorSpec {
@@ -21,6 +24,9 @@ export const ERROR_CATALOG = {
   ...SYSTEM_CODES,
   ...ROUTE_CODES,
   ...IMAGE_CODES,
+  ...TPM_CODES,
+  ...OTA_CODES,
+  ...UPLINK_CODES,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -81,6 +81,8 @@ export class Runtime {
   private api: ApiServer | null = null;
   private upstream: Upstream | null = null;
   private readonly upstreamStats = { rejected_total: 0 };
+  /** When a refusal was last logged, and how many since: a full store refuses every reading, the log gets one line per 10 s. */
+  private refusalLog = { at: -Infinity, since: 0 };
   private started = false;
   private stopping: Promise<void> | null = null;
 
@@ -223,7 +225,8 @@ export class Runtime {
     const checks: HealthCheck[] = [...this.health.checks()];
     checks.push({ name: 'runtime', ok: this.started, critical: true });
     if (this.config.broker.enabled) checks.push({ name: 'broker', ok: this.broker !== null, critical: true });
-    checks.push({ name: 'upstream', ok: this.upstream?.connected() ?? false, critical: true });
+    // A cloud link being down is normal on a flaky network (the store keeps the data): not critical, or the watchdog would restart the gateway.
+    checks.push({ name: 'upstream', ok: this.upstream?.connected() ?? false, critical: this.config.upstream.type === 'file' });
     for (const { driver } of this.drivers.values()) {
       checks.push({ name: `device:${driver.deviceId}`, ok: driver.connected(), critical: false });
     }
@@ -275,7 +278,11 @@ export class Runtime {
     if (!up) return;
     up.enqueue({ route: route.id, priority: route.priority, ttlSeconds: route.ttlSeconds, enqueuedAt: this.deps.clock.now(), message }).catch((e: unknown) => {
       this.upstreamStats.rejected_total++;
-      this.deps.logger.warn({ component: 'runtime', route: route.id, err: describeCause(e) }, 'upstream refused a record');
+      this.refusalLog.since++;
+      const now = this.deps.clock.monotonic();
+      if (now - this.refusalLog.at < 10_000) return;
+      this.deps.logger.warn({ component: 'runtime', route: route.id, err: describeCause(e), refused: this.refusalLog.since }, 'upstream refused a record');
+      this.refusalLog = { at: now, since: 0 };
     });
   }
 
