@@ -52,6 +52,24 @@ describe(`image outputs (${TARGET})`, () => {
     expect(run('rauc', ['-c', conf, 'info', bundle]).status).not.toBe(0);
   });
 
+  it("Outpost's own updater (outpost ota info) verifies the bundle against the image's keyring", () => {
+    const bundle = path.join(dir, `outpost-${TARGET}-${String(manifest['version'])}.raucb`);
+    const cfg = path.join(E2E_DIR, `ota-${TARGET}.yaml`);
+    writeFileSync(cfg, [
+      'gateway: { dataDir: ./ota-data }',
+      'ota:',
+      `  compatible: outpost-${TARGET}`,
+      `  keyring: ${path.join(REPO, 'image/keys/ca.cert.pem')}`,
+      '  slots: [{ bootname: A, device: /dev/null }, { bootname: B, device: /dev/null }]',
+      `  bootloader: { type: grub, grubenv: ${path.join(E2E_DIR, 'grubenv')} }`,
+      '',
+    ].join('\n'));
+    const r = run('node', [path.join(REPO, 'dist/services/outpost.js'), 'ota', 'info', '--json', '-c', cfg, bundle]);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`outpost-${TARGET}`);
+    expect(r.stdout).toContain(manifest.partitions['rootfs.squashfs'] as string);
+  });
+
   it('the SBOM lists Debian and npm packages with versions and licences', () => {
     const sbom = JSON.parse(readFileSync(path.join(dir, `outpost-${TARGET}-${String(manifest['version'])}.sbom.cdx.json`), 'utf8')) as { bomFormat: string; components: Array<{ name: string; version: string; purl: string; licenses: unknown[] }> };
     expect(sbom.bomFormat).toBe('CycloneDX');
