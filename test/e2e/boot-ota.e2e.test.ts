@@ -1,8 +1,7 @@
-import { createReadStream, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sha256File } from '../../image/lib/hash.js';
 import { freePort } from '../helpers/net.js';
 import type { TestProcess } from '../helpers/process.js';
 import { builtDisk, E2E_DIR, GuestLink, HOOK, readGrubenv, ScenarioClock, startMosquitto } from './harness.js';
@@ -11,9 +10,8 @@ import { QemuVm } from './qemu-vm.js';
 /**
  * End to end, x86-64 under QEMU TCG: the built image boots through OVMF and GRUB's A/B script, Outpost runs,
  * its readings reach a mosquitto on the host, and slots switch and fall back through the grubenv convention.
- * The OTA updater (issue 6) is not in the image yet: its two bootloader steps are done here with grub-editenv
- * exactly as RAUC's grub backend does them (mark-active: ORDER="<slot> <other>" <slot>_OK=1 <slot>_TRY=0;
- * mark-good: <slot>_OK=1 <slot>_TRY=0), and the slot is written by the test hook from a host HTTP server.
+ * Updates go through Outpost's own updater in the guest (`outpost ota install` from a host HTTP server, the
+ * outpost-ota-mark-good unit committing or rolling back, `outpost ota status`), run as root through the test hook.
  */
 const BOOT_MS = 6 * 60_000;
 const W = path.join(E2E_DIR, 'work');
@@ -24,16 +22,34 @@ let link: GuestLink;
 let http: Server;
 let httpPort: number;
 let squashfs: string;
-let squashSha: string;
+let bundle: string;
 let throttle = false;
 let served = 0;
 
-async function editenv(args: string): Promise<void> {
-  const r = await link.exec(`grub-editenv /boot/efi/EFI/BOOT/grubenv set ${args} && sync`);
-  if (r.code !== 0) {
-    const diag = await link.exec("findmnt /boot/efi; systemctl status --no-pager boot-efi.mount; journalctl -b --no-pager | grep -i -E 'esp|fsck|boot-efi|partlabel|timed out' | tail -30; ls -la /boot/efi /dev/disk/by-partlabel");
-    expect(r.code, `${r.stderr}\n${diag.stdout}${diag.stderr}`).toBe(0);
+const OTA = '/usr/bin/node /opt/outpost/dist/services/outpost.js ota';
+interface OtaStatus {
+  booted?: string;
+  primary?: string;
+  slots: Array<{ bootname: string; state: string }>;
+  update: { state: string };
+}
+
+async function otaStatus(): Promise<OtaStatus> {
+  const r = await link.exec(`${OTA} status --json -c /etc/outpost/config.yaml`);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as OtaStatus;
+}
+
+/** Polls `outpost ota status` in the guest until `ok`, for up to 8 minutes. */
+async function waitOta(ok: (s: OtaStatus) => boolean, what: string): Promise<OtaStatus> {
+  const t0 = Date.now();
+  let last: OtaStatus | undefined;
+  while (Date.now() - t0 < 8 * 60_000) {
+    last = await otaStatus();
+    if (ok(last)) return last;
+    await new Promise((r) => setTimeout(r, 5000));
   }
+  throw new Error(`ota status never became ${what}: ${JSON.stringify(last)}`);
 }
 
 async function reboot(expectSlot: 'A' | 'B'): Promise<void> {
@@ -51,14 +67,15 @@ beforeAll(async () => {
   mkdirSync(W, { recursive: true });
   const disk = builtDisk();
   squashfs = path.join(path.dirname(disk), 'rootfs.squashfs');
-  squashSha = await sha256File(squashfs);
+  bundle = readdirSync(path.dirname(path.dirname(disk))).filter((f) => f.endsWith('.raucb')).map((f) => path.join(path.dirname(path.dirname(disk)), f))[0] as string;
   broker = await startMosquitto(W);
   link = await GuestLink.connect(broker.port);
   httpPort = await freePort();
   http = createServer((req, res) => {
-    if (req.url !== '/rootfs.squashfs') return void res.writeHead(404).end();
-    res.writeHead(200, { 'content-length': String(statSync(squashfs).size) });
-    const s = createReadStream(squashfs, { highWaterMark: 256 * 1024 });
+    const file = req.url === '/rootfs.squashfs' ? squashfs : req.url === '/bundle.raucb' ? bundle : undefined;
+    if (file === undefined) return void res.writeHead(404).end();
+    res.writeHead(200, { 'content-length': String(statSync(file).size) });
+    const s = createReadStream(file, { highWaterMark: 256 * 1024 });
     s.on('data', (chunk) => {
       served += chunk.length;
       if (throttle) {
@@ -123,57 +140,69 @@ describe('x86-64 image under QEMU (TCG, OVMF, GRUB A/B)', () => {
     });
   }, 10 * 60_000);
 
-  it('2. slot B written from a host HTTP server, armed, boots, is marked good, and a further reboot stays on B with the same identity', async () => {
-    await clock.time('2 switch to B and commit', async () => {
+  it('2. OTA with the updater in the guest: bundle from a host HTTP server, slot B written, trial boot, health passes, committed; a further reboot stays on B', async () => {
+    await clock.time('2 OTA to B, commit, stays on B', async () => {
       const id = link.statuses[0] as { machineId: string };
-      await editenv('A_OK=1 A_TRY=0'); // mark-good of the booted slot (what `outpost ota mark-good` does on every boot)
-      const w = await link.fetch(`http://10.0.2.101/rootfs.squashfs`, '/dev/disk/by-partlabel/rootB', squashSha, 10 * 60_000);
-      expect(w.code, w.stderr).toBe(0);
-      await editenv('ORDER="B A" B_OK=1 B_TRY=0'); // mark-active B
+      const before = await otaStatus();
+      expect(before.booted).toBe('A');
+      const from = vm.mark();
+      const n = link.statuses.length;
+      link.fire(`${OTA} install http://10.0.2.101/bundle.raucb --reboot > /run/ota-install.log 2>&1`);
+      await vm.waitFor(/OUTPOST-GRUB: booting slot B/, 15 * 60_000, from);
+      await vm.waitFor(/OUTPOST-BOOT: slot=B .*outpost\.service=active/, BOOT_MS, from);
+      expect((await link.nextStatus(n, BOOT_MS)).machineId).toBe(id.machineId);
+      // outpost-ota-mark-good.service commits the trial once /healthz passes.
+      const committed = await waitOta((st) => st.update.state === 'committed', 'committed');
+      expect(committed.booted).toBe('B');
+      expect(committed.primary).toBe('B');
       await reboot('B');
-      expect(link.statuses[link.statuses.length - 1]?.machineId).toBe(id.machineId);
-      await editenv('B_OK=1 B_TRY=0'); // mark-good B: the trial passed
-      await reboot('B');
+      const after = await waitOta((st) => st.update.state === 'committed' && st.booted === 'B', 'committed on B');
+      expect(after.slots.find((x) => x.bootname === 'B')?.state).toBe('good');
       const env = await link.exec('grub-editenv /boot/efi/EFI/BOOT/grubenv list');
       expect(env.stdout).toMatch(/ORDER=B A/);
     });
-  }, 20 * 60_000);
+  }, 30 * 60_000);
 
-  it('3. a trial slot never marked good: GRUB returns to the previous slot on the next boot', async () => {
-    await clock.time('3 fallback of an unconfirmed trial', async () => {
-      await editenv('B_OK=1 B_TRY=0');
-      await editenv('ORDER="A B" A_OK=1 A_TRY=0'); // arm A as the trial; it will never be marked good
-      await reboot('A');
-      await reboot('B'); // A_TRY=1 was left by GRUB: A is skipped, B (good) boots
-      const env = await link.exec('grub-editenv /boot/efi/EFI/BOOT/grubenv list');
-      expect(env.stdout).toMatch(/A_TRY=1/);
-      expect(env.stdout).toMatch(/B_TRY=1/);
+  it('3. rollback: an update whose Outpost service fails its health check is never marked good; GRUB returns to the old slot and the updater reports the rollback', async () => {
+    await clock.time('3 health rollback', async () => {
+      // A drop-in on the data partition makes /healthz fail (RSS limit below what Node needs).
+      const w = await link.exec("mkdir -p /var/lib/outpost/config.d && printf 'health:\\n  maxRssMiB: 16\\n' > /var/lib/outpost/config.d/zz-e2e-unhealthy.yaml && chmod 0644 /var/lib/outpost/config.d/zz-e2e-unhealthy.yaml");
+      expect(w.code, w.stderr).toBe(0);
+      const from = vm.mark();
+      link.fire(`${OTA} install http://10.0.2.101/bundle.raucb --reboot > /run/ota-install.log 2>&1`);
+      await vm.waitFor(/OUTPOST-GRUB: booting slot A \(ORDER=A B/, 15 * 60_000, from);
+      // mark-good times out on the unhealthy trial and reboots; GRUB skips the tried slot A and boots B.
+      await vm.waitFor(/OUTPOST-GRUB: booting slot B/, 15 * 60_000, from);
+      const n = link.statuses.length;
+      await vm.waitFor(/OUTPOST-BOOT: slot=B /, BOOT_MS, from);
+      await link.nextStatus(n, BOOT_MS);
+      const st = await waitOta((x) => x.update.state === 'rolled-back', 'rolled-back');
+      expect(st.booted).toBe('B');
+      expect(st.slots.find((x) => x.bootname === 'A')?.state).toBe('bad');
+      await link.exec('rm -f /var/lib/outpost/config.d/zz-e2e-unhealthy.yaml; systemctl reset-failed outpost.service; systemctl restart outpost.service');
     });
-  }, 20 * 60_000);
+  }, 40 * 60_000);
 
-  it('4. power cut while writing the inactive slot: the next boot is the old slot and nothing is armed', async () => {
+  it('4. power cut while the updater writes the inactive slot: the next boot is the old slot, not armed for a trial', async () => {
     await clock.time('4 power cut during the slot write', async () => {
-      await editenv('B_OK=1 B_TRY=0');
-      await editenv('A_OK=0 A_TRY=0'); // RAUC marks the target bad before writing it
       throttle = true;
       served = 0;
-      void link.fetch(`http://10.0.2.101/rootfs.squashfs`, '/dev/disk/by-partlabel/rootA', squashSha, 10 * 60_000).catch(() => undefined);
+      link.fire(`${OTA} install http://10.0.2.101/bundle.raucb > /run/ota-install.log 2>&1`);
       const t0 = Date.now();
-      while (served < 8 * 1024 * 1024 && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 200));
+      while (served < 8 * 1024 * 1024 && Date.now() - t0 < 180_000) await new Promise((r) => setTimeout(r, 200));
       expect(served).toBeGreaterThanOrEqual(8 * 1024 * 1024);
-      await vm.kill(); // power cut mid-write
-      throttle = false;
+      await vm.kill(); // power cut mid-download/write
       const env = readGrubenv(vm.overlay, W);
-      expect(env['A_OK']).toBe('0');
+      expect(env['A_OK']).toBe('0'); // the target was marked bad before its first byte: GRUB will not try it
       const from = vm.mark();
-      const before = link.statuses.length;
+      const n = link.statuses.length;
       vm.start();
       await vm.waitFor(/OUTPOST-GRUB: booting slot B/, BOOT_MS, from);
       await vm.waitFor(/OUTPOST-BOOT: slot=B .*outpost\.service=active/, BOOT_MS, from);
-      expect((await link.nextStatus(before, BOOT_MS)).slot).toBe('B');
-      const after = await link.exec('grub-editenv /boot/efi/EFI/BOOT/grubenv list');
-      expect(after.stdout).toMatch(/A_OK=0/);
-      expect(after.stdout).toMatch(/ORDER=A B/);
+      expect((await link.nextStatus(n, BOOT_MS)).slot).toBe('B');
+      const st = await otaStatus();
+      expect(st.booted).toBe('B');
+      throttle = false;
     });
   }, 20 * 60_000);
 });

@@ -78,7 +78,7 @@ export class GuestLink {
 
   /** Sends a command without waiting for its answer (reboots, power-cut scenarios). */
   fire(script: string): void {
-    void this.client.publishAsync(`e2e/cmd/${randomUUID()}`, JSON.stringify({ script }), { qos: 1 });
+    void this.client.publishAsync(`e2e/cmd/${randomUUID()}`, JSON.stringify({ script, timeoutMs: 30 * 60_000 }), { qos: 1 });
   }
 
   private send(msg: object, timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
