@@ -23,7 +23,10 @@ export class DriverRegistry implements DriverFactory {
     switch (device.kind) {
       case 'modbus': {
         const { ModbusDriver } = await import('../hal/modbus/driver.js');
-        if (device.connection.type !== 'sim') return notInBuild(device);
+        if (device.connection.type !== 'sim') {
+          const { ModbusSerialPort, modbusSerialFactory } = await import('../hal/modbus/modbus-serial-port.js');
+          return new ModbusDriver(device, new ModbusSerialPort(device.connection, await modbusSerialFactory()), deps);
+        }
         const { createSimulatedModbus } = await import('../hal/modbus/simulator.js');
         return new ModbusDriver(device, createSimulatedModbus(device, deps.clock), deps);
       }

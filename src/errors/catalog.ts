@@ -2,6 +2,7 @@ import { CORE_CODES } from './codes-core.js';
 import { HAL_CODES } from './codes-hal.js';
 import { SYSTEM_CODES } from './codes-system.js';
 import { ROUTE_CODES } from './codes-route.js';
+import { DRIVER_CODES } from './codes-drivers.js';
 
 /** Shape of one catalog entry: what the code means, and whether it reports bad input (CLI exit code 2). */
 export interface ErrorSpec {
@@ -19,6 +20,7 @@ export const ERROR_CATALOG = {
   ...HAL_CODES,
   ...SYSTEM_CODES,
   ...ROUTE_CODES,
+  ...DRIVER_CODES,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
