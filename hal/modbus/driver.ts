@@ -40,6 +40,7 @@ export class ModbusDriver implements DeviceDriver {
     'writes_total',
     'write_errors_total',
     'reconnects_total',
+    'connect_failures_total',
     'cycle_overruns_total',
     'frame_errors_total',
     'skipped_requests_total',
@@ -57,6 +58,8 @@ export class ModbusDriver implements DeviceDriver {
   private readonly points = new Map<string, ModbusPointConfig>();
   private sink: SampleSink | null = null;
   private connecting: Promise<void> | null = null;
+  private everConnected = false;
+  private stopSignal = new AbortController();
   private stopped = false;
 
   constructor(
@@ -74,7 +77,9 @@ export class ModbusDriver implements DeviceDriver {
   async start(sink: SampleSink): Promise<void> {
     this.sink = sink;
     this.stopped = false;
-    void this.ensureConnected();
+    this.stopSignal = new AbortController();
+    // One connect attempt before the first cycle, so a reachable device starts good; the loop keeps trying otherwise.
+    await this.ensureConnected(true);
     const groups = new Map<string, { intervalMs: number; points: ModbusPointConfig[] }>();
     groups.set('default', { intervalMs: this.config.pollIntervalMs, points: [] });
     for (const g of this.config.pollGroups) groups.set(g.id, { intervalMs: g.intervalMs, points: [] });
@@ -90,6 +95,7 @@ export class ModbusDriver implements DeviceDriver {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopSignal.abort();
     for (const t of this.timers.splice(0)) this.deps.clock.clearInterval(t);
     await this.port.close().catch(() => undefined);
   }
@@ -278,19 +284,23 @@ export class ModbusDriver implements DeviceDriver {
     await this.ensureConnected();
   }
 
-  private ensureConnected(): Promise<void> {
+  /** Connects, retrying with backoff until connected or stopped (`once`: a single attempt, errors swallowed). */
+  private ensureConnected(once = false): Promise<void> {
     if (this.port.isOpen() || this.stopped) return Promise.resolve();
     this.connecting ??= (async () => {
       while (!this.stopped && !this.port.isOpen()) {
         try {
           await this.port.connect();
           this.backoff.reset();
+          if (this.everConnected) this.stats.inc('reconnects_total');
+          this.everConnected = true;
           this.deps.logger.info({ device: this.deviceId }, 'modbus connected');
         } catch (e) {
-          this.stats.inc('reconnects_total');
+          this.stats.inc('connect_failures_total');
           const delay = this.backoff.next();
           this.deps.logger.warn({ err: describeCause(e), retryInMs: delay }, 'modbus connect failed');
-          await this.deps.clock.sleep(delay);
+          if (once) return;
+          await this.deps.clock.sleep(delay, this.stopSignal.signal);
         }
       }
     })().finally(() => {

@@ -85,7 +85,7 @@ export class ModbusSerialPort implements ModbusPort {
         });
       }
     } catch (e) {
-      await new Promise<void>((resolve) => client.close(() => resolve()));
+      await closeClient(client);
       throw new OutpostError('OUTPOST_E_MODBUS_CONNECT', 'modbus transport could not be opened', {
         cause: e,
         details: c.type === 'tcp' ? { host: c.host, port: c.port } : { port: c.port },
@@ -100,19 +100,7 @@ export class ModbusSerialPort implements ModbusPort {
     const client = this.client;
     this.client = null;
     this.open = false;
-    if (!client) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, 1000);
-      try {
-        client.close(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      } catch {
-        clearTimeout(t);
-        resolve();
-      }
-    });
+    if (client) await closeClient(client);
   }
 
   isOpen(): boolean {
@@ -159,6 +147,23 @@ export class ModbusSerialPort implements ModbusPort {
       }
     });
   }
+}
+
+/** Closes a client; modbus-serial never calls back when the socket was not open, so this waits at most 1 s. */
+function closeClient(client: ModbusSerialClient): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const t = setTimeout(resolve, 1000);
+    t.unref();
+    try {
+      client.close(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    } catch {
+      clearTimeout(t);
+      resolve();
+    }
+  });
 }
 
 /** Empties modbus-serial's RTU receive buffer (a private field; absent fields are left alone). */
