@@ -38,7 +38,10 @@ export class DriverRegistry implements DriverFactory {
       }
       case 'serial': {
         const { SerialDriver } = await import('../hal/serial/driver.js');
-        if (device.connection.type !== 'sim') return notInBuild(device);
+        if (device.connection.type !== 'sim') {
+          const { SerialportLink, serialportFactory } = await import('../hal/serial/serialport-link.js');
+          return new SerialDriver(device, new SerialportLink(device.connection, await serialportFactory()), deps);
+        }
         const { SimGpsLink } = await import('../hal/serial/sim-link.js');
         return new SerialDriver(device, new SimGpsLink(deps.clock, device.connection), deps);
       }
