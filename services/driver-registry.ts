@@ -47,7 +47,10 @@ export class DriverRegistry implements DriverFactory {
       }
       case 'gpio': {
         const { GpioDriver } = await import('../hal/gpio/driver.js');
-        if (device.connection.type !== 'sim') return notInBuild(device);
+        if (device.connection.type !== 'sim') {
+          const { OnoffGpioPort, onoffGpio } = await import('../hal/gpio/onoff-port.js');
+          return new GpioDriver(device, new OnoffGpioPort(device.connection, { Gpio: await onoffGpio(), clock: deps.clock, logger: deps.logger }), deps);
+        }
         const { createSimulatedGpio } = await import('../hal/gpio/simulator.js');
         return new GpioDriver(device, createSimulatedGpio(device, deps.clock), deps);
       }
