@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../hal/clock.js';
 import type { DeviceDriver } from '../hal/types.js';
@@ -5,7 +6,12 @@ import type { DeviceConfig } from '../src/config/schema.js';
 import { OutpostError } from '../src/errors/outpost-error.js';
 import type { DriverFactory } from '../src/runtime/runtime.js';
 
-type Deps = { clock: Clock; logger: Logger };
+type Deps = { clock: Clock; logger: Logger; dataDir?: string };
+
+/** Where the OPC UA client keeps its PKI store (own certificate, trusted and rejected servers) under the data partition. */
+export function opcuaPkiDir(dataDir: string): string {
+  return path.join(dataDir, 'opcua', 'pki');
+}
 
 function notInBuild(device: DeviceConfig): never {
   throw new OutpostError('OUTPOST_E_RUNTIME_START', `device ${device.id}: no ${device.kind} transport '${device.connection.type}' in this build`, {
@@ -32,7 +38,16 @@ export class DriverRegistry implements DriverFactory {
       }
       case 'opcua': {
         const { OpcuaDriver } = await import('../hal/opcua/driver.js');
-        if (device.connection.type !== 'sim') return notInBuild(device);
+        if (device.connection.type !== 'sim') {
+          if (deps.dataDir === undefined) return notInBuild(device);
+          const { NodeOpcuaPort, loadNodeOpcua } = await import('../hal/opcua/node-opcua-port.js');
+          const port = new NodeOpcuaPort(
+            device.connection,
+            { pkiDir: opcuaPkiDir(deps.dataDir), logger: deps.logger, maxItemsPerCall: device.maxMonitoredItemsPerCall },
+            await loadNodeOpcua(),
+          );
+          return new OpcuaDriver(device, port, deps);
+        }
         const { createSimulatedOpcua } = await import('../hal/opcua/simulator.js');
         return new OpcuaDriver(device, createSimulatedOpcua(device, deps.clock), deps);
       }

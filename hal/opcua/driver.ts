@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { OutpostError, describeCause } from '../../src/errors/outpost-error.js';
+import { OutpostError, describeCause, isOutpostError } from '../../src/errors/outpost-error.js';
 import { Backoff } from '../backoff.js';
 import type { Clock } from '../clock.js';
 import { Counters } from '../counters.js';
@@ -22,14 +22,28 @@ export function qualityOfStatus(status: string): Quality {
 }
 
 /**
- * Acquires one OPC UA server's points: subscriptions first, read polling when configured.
+ * Acquires one OPC UA server's points: subscriptions first, read polling when configured or when
+ * the server refuses subscriptions.
  * Invariants: after any session loss every point is reported bad('not connected') once, the
  * session is reopened with backoff and subscriptions are re-created without a runtime restart;
- * at most one connect loop runs at a time.
+ * at most one connect loop runs at a time; a bad status code from the server maps to a bad
+ * sample with the status name, an Uncertain one to uncertain.
  */
 export class OpcuaDriver implements DeviceDriver {
   readonly deviceId: string;
-  private readonly stats = new Counters(['notifications_total', 'reads_total', 'read_errors_total', 'writes_total', 'write_errors_total', 'reconnects_total']);
+  private readonly stats = new Counters([
+    'notifications_total',
+    'reads_total',
+    'read_errors_total',
+    'writes_total',
+    'write_errors_total',
+    'reconnects_total',
+    'connect_failures_total',
+    'subscribe_fallbacks_total',
+  ]);
+  private everConnected = false;
+  private polling = false;
+  private stopSignal = new AbortController();
   private readonly byNode = new Map<string, OpcuaPointConfig[]>();
   private readonly points = new Map<string, OpcuaPointConfig>();
   private readonly backoff: Backoff;
@@ -56,11 +70,13 @@ export class OpcuaDriver implements DeviceDriver {
   async start(sink: SampleSink): Promise<void> {
     this.sink = sink;
     this.stopped = false;
+    this.stopSignal = new AbortController();
     void this.connectLoop();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopSignal.abort();
     if (this.pollTimer !== null) this.deps.clock.clearInterval(this.pollTimer);
     this.pollTimer = null;
     await this.subscription?.close().catch(() => undefined);
@@ -96,6 +112,12 @@ export class OpcuaDriver implements DeviceDriver {
     void this.connectLoop();
   }
 
+  /** Polling as the fallback when the server refuses subscriptions (or when `mode: poll`). */
+  private startPolling(): Promise<void> {
+    if (this.pollTimer === null) this.pollTimer = this.deps.clock.setInterval(() => void this.poll(), this.config.pollIntervalMs);
+    return this.poll();
+  }
+
   private connectLoop(): Promise<void> {
     this.loop ??= (async () => {
       while (!this.stopped) {
@@ -103,14 +125,16 @@ export class OpcuaDriver implements DeviceDriver {
           if (!this.port.isOpen()) await this.port.connect();
           await this.acquire();
           this.backoff.reset();
+          if (this.everConnected) this.stats.inc('reconnects_total');
+          this.everConnected = true;
           return;
         } catch (e) {
-          this.stats.inc('reconnects_total');
+          this.stats.inc('connect_failures_total');
           this.emitAll(qualityOfError(e));
           const delay = this.backoff.next();
           this.deps.logger.warn({ err: describeCause(e), retryInMs: delay }, 'opc ua session failed');
           await this.port.close().catch(() => undefined);
-          await this.deps.clock.sleep(delay);
+          await this.deps.clock.sleep(delay, this.stopSignal.signal);
         }
       }
     })().finally(() => {
@@ -120,11 +144,7 @@ export class OpcuaDriver implements DeviceDriver {
   }
 
   private async acquire(): Promise<void> {
-    if (this.config.mode === 'poll') {
-      if (this.pollTimer === null) this.pollTimer = this.deps.clock.setInterval(() => void this.poll(), this.config.pollIntervalMs);
-      await this.poll();
-      return;
-    }
+    if (this.config.mode === 'poll' || this.polling) return this.startPolling();
     const items = [...this.byNode.keys()].map((nodeId) => {
       const p = this.byNode.get(nodeId)?.[0] as OpcuaPointConfig;
       return {
@@ -134,10 +154,19 @@ export class OpcuaDriver implements DeviceDriver {
         ...(p.serverDeadband ? { deadband: p.serverDeadband } : {}),
       };
     });
-    this.subscription = await this.port.subscribe(this.config.publishingIntervalMs, items, (nodeId, dv) => {
-      this.stats.inc('notifications_total');
-      this.emitNode(nodeId, dv);
-    });
+    try {
+      this.subscription = await this.port.subscribe(this.config.publishingIntervalMs, items, (nodeId, dv) => {
+        this.stats.inc('notifications_total');
+        this.emitNode(nodeId, dv);
+      });
+    } catch (e) {
+      if (!isOutpostError(e, 'OUTPOST_E_OPCUA_STATUS') || !this.port.isOpen()) throw e;
+      // The server refuses subscriptions (no Subscription service, too many items…): read instead.
+      this.stats.inc('subscribe_fallbacks_total');
+      this.polling = true;
+      this.deps.logger.warn({ device: this.deviceId, err: describeCause(e) }, 'opc ua subscription refused; polling instead');
+      return this.startPolling();
+    }
     this.deps.logger.info({ device: this.deviceId, items: items.length }, 'opc ua subscription created');
   }
 

@@ -22,7 +22,7 @@ import { collectMetrics } from './metrics-collector.js';
 
 /** Creates the driver of a configured device (wired by services/: real transports or simulators). */
 export interface DriverFactory {
-  create(device: DeviceConfig, deps: { clock: Clock; logger: Logger }): Promise<DeviceDriver>;
+  create(device: DeviceConfig, deps: { clock: Clock; logger: Logger; dataDir?: string }): Promise<DeviceDriver>;
 }
 
 /** Creates the upstream for `upstream.type`; the runtime handles `file` itself. */
@@ -135,7 +135,11 @@ export class Runtime {
       }
       this.pipeline.start();
       for (const d of config.devices.filter((x) => x.enabled)) {
-        const driver = await deps.drivers.create(d, { clock: deps.clock, logger: deps.logger.child({ component: 'driver', device: d.id, kind: d.kind }) });
+        const driver = await deps.drivers.create(d, {
+          clock: deps.clock,
+          logger: deps.logger.child({ component: 'driver', device: d.id, kind: d.kind }),
+          dataDir: config.gateway.dataDir,
+        });
         this.drivers.set(d.id, { kind: d.kind, driver });
         await driver.start({ onSamples: (s) => this.pipeline.ingest(s) });
       }
