@@ -108,6 +108,12 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
         if (p.direction === 'in' && p.writable) add(`${pp}.writable`, 'an input cannot be writable');
       });
     }
+    if (d.kind === 'opcua' && d.connection.type === 'opcua') {
+      const c = d.connection;
+      if ((c.securityMode === 'None') !== (c.securityPolicy === 'None')) {
+        add(`${dpath}.connection`, `securityMode ${c.securityMode} needs ${c.securityMode === 'None' ? 'securityPolicy None' : 'a securityPolicy other than None'}`);
+      }
+    }
     if (d.kind === 'serial') {
       if (d.connection.type === 'serial') own(d.connection.path, `${dpath}.connection.path`);
       if (d.framing?.type === 'regex') {

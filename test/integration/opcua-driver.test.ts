@@ -5,7 +5,9 @@ import { systemClock } from '../../hal/clock.js';
 import { OpcuaDriver } from '../../hal/opcua/driver.js';
 import { NodeOpcuaPort, loadNodeOpcua, type NodeOpcuaModules } from '../../hal/opcua/node-opcua-port.js';
 import type { OpcuaDeviceConfig } from '../../hal/opcua/schema.js';
+import { parse as parseYaml } from 'yaml';
 import { opcuaCli, listCertificates } from '../../services/opcua-cli.js';
+import { ConfigValidator } from '../../src/config/load.js';
 import { runCli, type CliIo } from '../../src/cli/program.js';
 import { opcuaDevice } from '../helpers/config.js';
 import { silentLogger } from '../helpers/logger.js';
@@ -132,6 +134,24 @@ describe('OPC UA driver against a node-opcua server process (own PKI, auto-accep
     } finally {
       await driver.stop();
     }
+  });
+
+  it('browses the address space and emits point config that validates and runs', async () => {
+    const tree = await cli(['opcua', 'browse', server.endpoint, '--node', 'ns=1;s=Plant', '--depth', '2', '--pki', clientPki]);
+    expect(tree.code).toBe(0);
+    expect(tree.out).toMatch(/^Setpoint {2}ns=1;s=Setpoint {2}Variable = 42\.5$/m);
+    expect(tree.out).toMatch(/^Name {2}ns=1;s=Name {2}Variable = "Boiler 1"$/m);
+    const emitted = await cli(['opcua', 'browse', server.endpoint, '--node', 'ns=1;s=Plant', '--emit-config', '--match', '^T1', '--device', 'boiler', '--pki', clientPki]);
+    expect(emitted.code).toBe(0);
+    const doc = parseYaml(emitted.out) as { devices: Array<{ points: Array<{ id: string; nodeId: string }> }> };
+    expect(doc.devices[0]?.points.map((p) => p.nodeId).sort()).toEqual(['ns=1;s=T1', 'ns=1;s=T10', 'ns=1;s=T11']);
+    const config = new ConfigValidator().validate(doc, ['emitted.yaml'], dir);
+    const { driver } = driverFor(config.devices[0] as OpcuaDeviceConfig, clientPki);
+    const sink = new CollectingSink();
+    await driver.start(sink);
+    await sink.waitLatest('boiler.T10', (s) => s.quality.status === 'good', 30_000).finally(() => driver.stop());
+    expect((await cli(['opcua', 'browse', 'http://nope', '--pki', clientPki])).code).toBe(2);
+    expect((await cli(['opcua', 'browse', server.endpoint, '--depth', '99', '--pki', clientPki])).code).toBe(2);
   });
 
   it('polls when configured to (mode: poll)', async () => {

@@ -3,7 +3,6 @@ import { systemClock } from '../../hal/clock.js';
 import { SerialDriver } from '../../hal/serial/driver.js';
 import type { SerialDeviceConfig } from '../../hal/serial/schema.js';
 import { SerialportLink, serialportFactory } from '../../hal/serial/serialport-link.js';
-import { ConfigValidator } from '../../src/config/load.js';
 import { serialDevice } from '../helpers/config.js';
 import { silentLogger } from '../helpers/logger.js';
 import { waitFor } from '../helpers/net.js';
@@ -124,32 +123,5 @@ describe('serial line device on a socat pty (pyserial peer)', () => {
       await clientPair.stop();
       await devicePair.stop();
     }
-  });
-});
-
-describe('serial port ownership', () => {
-  it('rejects a configuration that gives one port to a Modbus RTU line and a line device', () => {
-    const doc = {
-      devices: [
-        { id: 'rtu', kind: 'modbus', connection: { type: 'rtu', port: '/dev/ttyUSB0' }, points: [{ id: 'a', table: 'holding', address: 0 }] },
-        { id: 'gps', kind: 'serial', connection: { type: 'serial', path: '/dev/ttyUSB0' }, points: [{ id: 'b', match: 'x' }] },
-      ],
-    };
-    expect(() => new ConfigValidator().validate(doc, ['t.yaml'], '/tmp')).toThrow(/serial port '\/dev\/ttyUSB0' is already used by devices\[0\]/);
-  });
-
-  it('rejects a point bound to a transaction that does not exist', () => {
-    const doc = {
-      devices: [
-        {
-          id: 'm',
-          kind: 'serial',
-          connection: { type: 'serial', path: '/dev/ttyS1' },
-          transactions: [{ id: 'read', send: 'R\r\n' }],
-          points: [{ id: 'b', match: 'x', transaction: 'reed' }],
-        },
-      ],
-    };
-    expect(() => new ConfigValidator().validate(doc, ['t.yaml'], '/tmp')).toThrow(/points\[0\]\.transaction: no transaction 'reed'/);
   });
 });
