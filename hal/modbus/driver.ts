@@ -70,7 +70,7 @@ export class ModbusDriver implements DeviceDriver {
     this.deviceId = config.id;
     const depth = config.connection.type === 'tcp' ? config.connection.inFlight : 1;
     this.queue = new JobQueue(depth);
-    this.backoff = new Backoff(250, 30_000, deps.random);
+    this.backoff = new Backoff(250, config.reconnectMaxMs, deps.random);
     for (const p of config.points) this.points.set(p.id, p);
   }
 

@@ -107,6 +107,12 @@ export const ModbusDevice = Type.Object(
       description: 'Unused registers (or bits ÷ 16) a merged read may bridge between two points.',
     }),
     maxRegistersPerRequest: Type.Integer({ minimum: 1, maximum: 125, default: 125 }),
+    reconnectMaxMs: Type.Integer({
+      minimum: 250,
+      maximum: 600_000,
+      default: 30_000,
+      description: 'Longest wait between two connection attempts (the wait doubles from 250 ms up to this).',
+    }),
     deadUnit: Type.Object(
       {
         afterTimeouts: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'Consecutive timed-out requests after which a unit is skipped.' }),

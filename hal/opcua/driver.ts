@@ -59,7 +59,7 @@ export class OpcuaDriver implements DeviceDriver {
     private readonly deps: OpcuaDriverDeps,
   ) {
     this.deviceId = config.id;
-    this.backoff = new Backoff(500, 30_000, deps.random);
+    this.backoff = new Backoff(500, config.reconnectMaxMs, deps.random);
     for (const p of config.points) {
       this.points.set(p.id, p);
       this.byNode.set(p.nodeId, [...(this.byNode.get(p.nodeId) ?? []), p]);

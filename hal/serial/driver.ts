@@ -96,7 +96,7 @@ export class SerialDriver implements DeviceDriver {
       if (p.config.transaction === undefined) continue;
       this.byTransaction.set(p.config.transaction, [...(this.byTransaction.get(p.config.transaction) ?? []), p]);
     }
-    this.backoff = new Backoff(500, 30_000, deps.random);
+    this.backoff = new Backoff(500, config.reopenMaxMs, deps.random);
     link.onData((chunk) => this.onChunk(chunk));
     link.onClose(() => this.onLost());
   }

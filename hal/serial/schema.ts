@@ -92,6 +92,12 @@ export const SerialDevice = Type.Object(
       default: 'none',
       description: '`nmea`: frames must end in `*hh` with the XOR of the bytes between `$` and `*`; others are counted and dropped.',
     }),
+    reopenMaxMs: Type.Integer({
+      minimum: 500,
+      maximum: 600_000,
+      default: 30_000,
+      description: 'Longest wait between two attempts to reopen a vanished port (the wait doubles from 500 ms up to this).',
+    }),
     transactions: Type.Array(SerialTransaction, {
       default: [],
       description: 'Polled request/response exchanges (for devices that only answer when asked).',

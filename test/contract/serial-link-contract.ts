@@ -51,7 +51,7 @@ export function describeSerialLinkContract(name: string, setup: () => Promise<Se
 
     it('reports an unplug once through onClose, and works again after the device is back', async () => {
       await t.unplug();
-      await waitFor(() => closes === 1, 10_000);
+      await waitFor(() => closes === 1, 30_000);
       expect(t.link.isOpen()).toBe(false);
       await t.replug();
       await t.link.open();

@@ -39,6 +39,7 @@ const device = (endpoint: string, extra: Record<string, unknown> = {}, points?: 
     connection: { type: 'opcua', endpoint, securityMode: 'SignAndEncrypt', securityPolicy: 'Basic256Sha256', auth: { type: 'userpass', username: 'operator', password: 'secret' }, timeoutMs: 5000 },
     publishingIntervalMs: 100,
     samplingIntervalMs: 100,
+    reconnectMaxMs: 2000,
     points: points ?? [
       ...Array.from({ length: 12 }, (_, i) => ({ id: `t${i}`, nodeId: `ns=1;s=T${i}` })),
       { id: 'sp', nodeId: 'ns=1;s=Setpoint', writable: true },
@@ -47,7 +48,7 @@ const device = (endpoint: string, extra: Record<string, unknown> = {}, points?: 
     ...extra,
   });
 
-describe('OPC UA driver against a node-opcua server process (own PKI, auto-accept off)', { timeout: 120_000 }, () => {
+describe('OPC UA driver against a node-opcua server process (own PKI, auto-accept off)', { timeout: 180_000 }, () => {
   let server: OpcuaPeer;
   let dir: string;
   let clientPki: string;
@@ -77,7 +78,7 @@ describe('OPC UA driver against a node-opcua server process (own PKI, auto-accep
       expect(trusted).toMatchObject({ code: 0, out: expect.stringContaining('trusted') });
       // Now the server refuses our (unknown to it) client certificate until its administrator trusts it.
       await serverTrustsRejectedClients(server.pki);
-      await sink.waitLatest('t1', (s) => s.quality.status === 'good', 60_000);
+      await sink.waitLatest('t1', (s) => s.quality.status === 'good', 90_000);
       const certFile = path.join(clientPki, 'own', 'certs', 'client_certificate.pem');
       const before = { mtime: statSync(certFile).mtimeMs, pem: readFileSync(certFile, 'utf8') };
       // Subscriptions were created in chunks the server accepts (MaxMonitoredItemsPerCall = 5: 13 items → 3 calls).
