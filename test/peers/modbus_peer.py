@@ -7,7 +7,7 @@
 Default map, units 1 and 2 (unit 2 adds 2000 to holding registers):
   HR 0..199 = i*10; HR 200..201 = float32 12.5 (ABCD); HR 300..309 and 320..329 = 3000+i (hole 310..319);
   IR 0..99 = 1000+i; coils 0..99 = i odd; discrete 0..99 = i even.
-bench:N: unit 1, HR 0..N-1 = i (mod 65536); --tick MS adds 1 to every HR every MS milliseconds.
+bench:N: unit 1, HR 0..N-1 = i, IR = 3i (mod 65536), coils/discrete 0..N-1; --tick MS adds 1 to every HR every MS milliseconds.
 
 Prints "ready" once serving. On SIGUSR1 prints one JSON line {"requests": {...}} with the requests
 served per function code since start (counted where the server validates each request).
@@ -52,9 +52,9 @@ def default_unit(unit):
 def bench_unit(n):
     return CountingContext(
         hr=ModbusSequentialDataBlock(0, [i & 0xFFFF for i in range(n)]),
-        ir=ModbusSequentialDataBlock(0, [0] * 10),
-        co=ModbusSequentialDataBlock(0, [False] * 10),
-        di=ModbusSequentialDataBlock(0, [False] * 10),
+        ir=ModbusSequentialDataBlock(0, [(i * 3) & 0xFFFF for i in range(n)]),
+        co=ModbusSequentialDataBlock(0, [i % 3 == 0 for i in range(n)]),
+        di=ModbusSequentialDataBlock(0, [i % 5 == 0 for i in range(n)]),
         zero_mode=True,
     )
 
