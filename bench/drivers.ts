@@ -179,7 +179,7 @@ async function tenThousand(dir: string, idle: number): Promise<void> {
   const gw = start(process.execPath, [OUTPOST, 'run', '-c', outpostConfig(dir, { apiPort, brokerPort: null, modbusPort: peer.port, points: 10_000 })]);
   const api = `http://127.0.0.1:${apiPort}`;
   try {
-    await waitHttp(`${api}/healthz`, 60_000).catch(() => waitHttp(`${api}/api/info`, 30_000));
+    await waitHttp(`${api}/api/info`, 60_000);
     await sleep(5000);
     const s0 = await metric(api, 'outpost_pipeline_samples_total');
     const r0 = await peer.requests();
@@ -247,7 +247,10 @@ async function versusNodeRed(dir: string): Promise<void> {
   try {
     await run('Outpost (embedded broker, bridged)', 'outpost', async () => {
       const gw = start(process.execPath, [OUTPOST, 'run', '-c', outpostConfig(dir, { apiPort, brokerPort, modbusPort: peer.port, points, intervalMs })]);
-      await waitHttp(`http://127.0.0.1:${apiPort}/api/info`, 60_000);
+      await waitHttp(`http://127.0.0.1:${apiPort}/api/info`, 60_000).catch(async (e: unknown) => {
+        await gw.stop();
+        throw e;
+      });
       return gw;
     });
     const redDir = path.join(ROOT, '.bench', 'node-red');
@@ -256,7 +259,10 @@ async function versusNodeRed(dir: string): Promise<void> {
     const settings = writeNodeRedProject(project, { modbusPort: peer.port, mqttPort, blocks: points / 125, rateMs: intervalMs });
     await run(`Node-RED ${NODE_RED.split('@')[1]} + contrib-modbus ${CONTRIB_MODBUS.split('@')[1]}`, 'nodered', async () => {
       const p = start(process.execPath, [red, '--settings', settings], { cwd: project });
-      await p.waitFor(/Started flows/, 90_000);
+      await p.waitFor(/Started flows/, 90_000).catch(async (e: unknown) => {
+        await p.stop();
+        throw e;
+      });
       return p;
     });
   } finally {
