@@ -171,30 +171,42 @@ async function idleOutpostRss(dir: string): Promise<number> {
   }
 }
 
+/** V8 flags compared in B and C: Node's defaults, and a 2 MiB young generation (less GC slack, a bit more CPU). */
+const V8_VARIANTS: ReadonlyArray<{ label: string; flags: string[] }> = [
+  { label: 'default V8 flags', flags: [] },
+  { label: '--max-semi-space-size=2', flags: ['--max-semi-space-size=2'] },
+];
+
 /** B. 10,000 points at 1 s on one TCP device. */
 async function tenThousand(dir: string, idle: number): Promise<void> {
   const idleOutpost = await idleOutpostRss(dir);
   const peer = await startPeer(['--map', 'bench:10000', '--tick', '250']);
-  const apiPort = await freePort();
-  const gw = start(process.execPath, [OUTPOST, 'run', '-c', outpostConfig(dir, { apiPort, brokerPort: null, modbusPort: peer.port, points: 10_000 })]);
-  const api = `http://127.0.0.1:${apiPort}`;
+  const secs = MEASURE_MS / 2000;
+  log(`\nB. 10,000 holding registers at 1 s on one Modbus TCP device (pymodbus), \`outpost run\`, ${fmt(secs, 0)} s each`);
   try {
-    await waitHttp(`${api}/api/info`, 60_000);
-    await sleep(5000);
-    const s0 = await metric(api, 'outpost_pipeline_samples_total');
-    const r0 = await peer.requests();
-    const m = await measure(gw.child.pid as number, MEASURE_MS / 2);
-    const s1 = await metric(api, 'outpost_pipeline_samples_total');
-    const r1 = await peer.requests();
-    const secs = MEASURE_MS / 2000;
-    const pps = (s1 - s0) / secs;
-    log(`\nB. 10,000 holding registers at 1 s on one Modbus TCP device (pymodbus), \`outpost run\`, ${fmt(secs, 0)} s`);
-    log(`   points/s delivered ${fmt(pps, 0)} of 10,000 ideal = ${fmt((pps / 10_000) * 100)} %`);
-    log(`   requests/s at the peer ${fmt((r1 - r0) / secs)} (one per point would be 10,000/s: ${fmt(10_000 / ((r1 - r0) / secs), 0)}× more)`);
-    log(`   CPU ${fmt(m.cpuPercent)} % of one core; RSS ${fmt(m.rssMiB)} MiB (peak ${fmt(m.peakRssMiB)})`);
-    log(`   RSS = ${fmt(m.rssMiB / idleOutpost, 2)}× \`outpost run\` with no devices (${fmt(idleOutpost)} MiB), ${fmt(m.rssMiB / idle, 2)}× an idle Node.js process (${fmt(idle)} MiB)`);
+    for (const v of V8_VARIANTS) {
+      const apiPort = await freePort();
+      const gw = start(process.execPath, [...v.flags, OUTPOST, 'run', '-c', outpostConfig(dir, { apiPort, brokerPort: null, modbusPort: peer.port, points: 10_000 })]);
+      const api = `http://127.0.0.1:${apiPort}`;
+      try {
+        await waitHttp(`${api}/api/info`, 60_000);
+        await sleep(5000);
+        const s0 = await metric(api, 'outpost_pipeline_samples_total');
+        const r0 = await peer.requests();
+        const m = await measure(gw.child.pid as number, secs * 1000);
+        const s1 = await metric(api, 'outpost_pipeline_samples_total');
+        const r1 = await peer.requests();
+        const pps = (s1 - s0) / secs;
+        log(`   ${v.label}:`);
+        log(`     points/s delivered ${fmt(pps, 0)} of 10,000 ideal = ${fmt((pps / 10_000) * 100)} %`);
+        log(`     requests/s at the peer ${fmt((r1 - r0) / secs)} (one request per point would be ${fmt(10_000 / ((r1 - r0) / secs), 0)}× more)`);
+        log(`     CPU ${fmt(m.cpuPercent)} % of one core; RSS ${fmt(m.rssMiB)} MiB (peak ${fmt(m.peakRssMiB)})`);
+        log(`     RSS = ${fmt(m.rssMiB / idleOutpost, 2)}× \`outpost run\` with no devices (${fmt(idleOutpost)} MiB), ${fmt(m.rssMiB / idle, 2)}× an idle Node.js process (${fmt(idle)} MiB)`);
+      } finally {
+        await gw.stop();
+      }
+    }
   } finally {
-    await gw.stop();
     await peer.proc.stop();
   }
 }
@@ -227,55 +239,61 @@ async function versusNodeRed(dir: string): Promise<void> {
   const mosq = start('mosquitto', ['-c', mconf]);
   await sleep(500);
   const sub = await counter(mqttPort);
-  const results: Array<{ name: string; msgs: number; cpu: number; rss: number }> = [];
-  const run = async (name: string, prefix: string, launch: () => Promise<Proc>) => {
+  const results: Array<{ name: string; variant: string; msgs: number; cpu: number; rss: number }> = [];
+  const run = async (name: string, variant: string, prefix: string, launch: () => Promise<Proc>) => {
+    const first = sub.count(prefix);
     const p = await launch();
     try {
       const deadline = Date.now() + 90_000;
-      while (sub.count(prefix) < points * 2) {
+      while (sub.count(prefix) < first + points * 2) {
         if (Date.now() > deadline) throw new Error(`${name}: no messages arrived at mosquitto:\n${p.output().slice(-2000)}`);
         await sleep(200);
       }
       await sleep(5000);
       const c0 = sub.count(prefix);
       const m = await measure(p.child.pid as number, MEASURE_MS);
-      results.push({ name, msgs: (sub.count(prefix) - c0) / (MEASURE_MS / 1000), cpu: m.cpuPercent, rss: m.rssMiB });
+      results.push({ name, variant, msgs: (sub.count(prefix) - c0) / (MEASURE_MS / 1000), cpu: m.cpuPercent, rss: m.rssMiB });
     } finally {
       await p.stop();
     }
   };
   try {
-    await run('Outpost (embedded broker, bridged)', 'outpost', async () => {
-      const gw = start(process.execPath, [OUTPOST, 'run', '-c', outpostConfig(dir, { apiPort, brokerPort, modbusPort: peer.port, points, intervalMs })]);
-      await waitHttp(`http://127.0.0.1:${apiPort}/api/info`, 60_000).catch(async (e: unknown) => {
-        await gw.stop();
-        throw e;
-      });
-      return gw;
-    });
     const redDir = path.join(ROOT, '.bench', 'node-red');
     const red = ensureNodeRed(redDir, log);
-    const project = mkdtempSync(path.join(dir, 'nodered-'));
-    const settings = writeNodeRedProject(project, { modbusPort: peer.port, mqttPort, blocks: points / 125, rateMs: intervalMs });
-    await run(`Node-RED ${NODE_RED.split('@')[1]} + contrib-modbus ${CONTRIB_MODBUS.split('@')[1]}`, 'nodered', async () => {
-      const p = start(process.execPath, [red, '--settings', settings], { cwd: project });
-      await p.waitFor(/Started flows/, 90_000).catch(async (e: unknown) => {
-        await p.stop();
-        throw e;
+    for (const v of V8_VARIANTS) {
+      await run('Outpost (embedded broker, bridged)', v.label, 'outpost', async () => {
+        const gw = start(process.execPath, [...v.flags, OUTPOST, 'run', '-c', outpostConfig(dir, { apiPort, brokerPort, modbusPort: peer.port, points, intervalMs })]);
+        await waitHttp(`http://127.0.0.1:${apiPort}/api/info`, 60_000).catch(async (e: unknown) => {
+          await gw.stop();
+          throw e;
+        });
+        return gw;
       });
-      return p;
-    });
+      const project = mkdtempSync(path.join(dir, 'nodered-'));
+      const settings = writeNodeRedProject(project, { modbusPort: peer.port, mqttPort, blocks: points / 125, rateMs: intervalMs });
+      await run(`Node-RED ${NODE_RED.split('@')[1]} + contrib-modbus ${CONTRIB_MODBUS.split('@')[1]}`, v.label, 'nodered', async () => {
+        const p = start(process.execPath, [...v.flags, red, '--settings', settings], { cwd: project });
+        await p.waitFor(/Started flows/, 90_000).catch(async (e: unknown) => {
+          await p.stop();
+          throw e;
+        });
+        return p;
+      });
+    }
   } finally {
     await sub.close();
     await mosq.stop();
     await peer.proc.stop();
   }
-  const [o, n] = results as [(typeof results)[0], (typeof results)[0]];
   log(`\nC. ${points} registers every ${intervalMs} ms (ideal ${fmt((points * 1000) / intervalMs, 0)} msgs/s), one MQTT message per value, same pymodbus peer, same mosquitto, ${fmt(MEASURE_MS / 1000, 0)} s each`);
-  for (const r of results) log(`   ${r.name.padEnd(52)} ${fmt(r.msgs, 0).padStart(6)} msgs/s   CPU ${fmt(r.cpu).padStart(5)} %   RSS ${fmt(r.rss).padStart(6)} MiB`);
-  log(`   Outpost / Node-RED: messages ${fmt(o.msgs / n.msgs, 2)}×, CPU ${fmt(o.cpu / n.cpu, 2)}×, RSS ${fmt(o.rss / n.rss, 2)}×`);
-  const met = o.msgs >= 0.98 * n.msgs && o.cpu < 0.5 * n.cpu && o.rss < n.rss;
-  log(`   goal (≥ as many messages, < half the CPU, less memory): ${met ? 'met' : 'NOT met'} in this run`);
+  for (const v of V8_VARIANTS) {
+    const [o, n] = results.filter((r) => r.variant === v.label) as [(typeof results)[0], (typeof results)[0]];
+    log(`   ${v.label}:`);
+    for (const r of [o, n]) log(`     ${r.name.padEnd(52)} ${fmt(r.msgs, 0).padStart(6)} msgs/s   CPU ${fmt(r.cpu).padStart(5)} %   RSS ${fmt(r.rss).padStart(6)} MiB`);
+    log(`     Outpost / Node-RED: messages ${fmt(o.msgs / n.msgs, 2)}×, CPU ${fmt(o.cpu / n.cpu, 2)}×, RSS ${fmt(o.rss / n.rss, 2)}×`);
+    const met = o.msgs >= 0.98 * n.msgs && o.cpu < 0.5 * n.cpu && o.rss < n.rss;
+    log(`     goal (≥ as many messages, < half the CPU, less memory): ${met ? 'met' : 'NOT met'} in this run`);
+  }
 }
 
 async function main(): Promise<void> {
