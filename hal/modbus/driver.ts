@@ -119,6 +119,7 @@ export class ModbusDriver implements DeviceDriver {
     if (!p.writable || p.table === 'discrete' || p.table === 'input') {
       throw new OutpostError('OUTPOST_E_HAL_READ_ONLY', 'point is not writable', { details: { pointId, table: p.table } });
     }
+    encode(p, value); // throws OUTPOST_E_HAL_VALUE before anything is queued or sent
     if (!this.port.isOpen()) {
       void this.ensureConnected();
       throw new OutpostError('OUTPOST_E_MODBUS_NOT_CONNECTED', 'modbus device is not connected', { details: { device: this.deviceId } });

@@ -34,6 +34,24 @@ export async function createCertificateManager(mods: NodeOpcuaModules, pkiDir: s
   return manager;
 }
 
+/** Rejects with an Error 'timed out after N ms' when `p` does not settle in time (p keeps running; the caller cleans up). */
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+    t.unref();
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e: unknown) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
 function settle<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   return Promise.race([p.catch(() => undefined), new Promise<undefined>((r) => setTimeout(() => r(undefined), ms).unref())]);
 }
@@ -107,7 +125,8 @@ export class NodeOpcuaPort implements OpcuaPort {
     client.on('start_reconnection', onLost);
     client.on('close', onLost);
     try {
-      await client.connect(c.endpoint);
+      // node-opcua can wait forever (a server that drops the channel mid-handshake, a stuck PKI lock): bound it.
+      await withDeadline(client.connect(c.endpoint), c.timeoutMs * 3 + 10_000);
     } catch (e) {
       await settle(client.disconnect(), 2000);
       await settle(manager.dispose(), 1000);
@@ -126,7 +145,7 @@ export class NodeOpcuaPort implements OpcuaPort {
         c.auth.type === 'userpass'
           ? { type: ua.UserTokenType.UserName, userName: c.auth.username, password: c.auth.password }
           : { type: ua.UserTokenType.Anonymous };
-      session = await client.createSession(identity);
+      session = await withDeadline(client.createSession(identity), c.timeoutMs * 2);
     } catch (e) {
       await settle(client.disconnect(), 2000);
       await settle(manager.dispose(), 1000);
