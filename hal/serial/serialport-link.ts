@@ -1,3 +1,4 @@
+import { realpath } from 'node:fs/promises';
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import type { SerialLink } from './port.js';
 import type { SerialDeviceConfig } from './schema.js';
@@ -32,16 +33,22 @@ type RealConnection = Extract<SerialDeviceConfig['connection'], { type: 'serial'
  * Invariants: a fresh SerialPort per `open()` (a port whose device vanished cannot be reused);
  * `onClose` fires once per unexpected close (unplug, tty gone), never for our own `close()`;
  * `write` resolves only once the bytes were handed to the OS (drained) and rejects with
- * OUTPOST_E_SERIAL_WRITE when the port is not open.
+ * OUTPOST_E_SERIAL_WRITE when the port is not open. The device path is also checked every
+ * `presenceCheckMs`: when it vanishes or now resolves to another device node (a USB adapter pulled,
+ * a pty gone), the port is closed and reported as unplugged, even if the kernel never woke up the
+ * pending read (a hung-up pty can signal POLLHUP without POLLIN, which serialport never sees).
  */
 export class SerialportLink implements SerialLink {
   private port: SerialPortLike | null = null;
   private dataListener: (chunk: Buffer) => void = () => undefined;
   private closeListener: () => void = () => undefined;
 
+  private presence: NodeJS.Timeout | null = null;
+
   constructor(
     private readonly connection: RealConnection,
     private readonly createPort: SerialPortFactory,
+    private readonly presenceCheckMs = 1000,
   ) {}
 
   async open(): Promise<void> {
@@ -58,17 +65,44 @@ export class SerialportLink implements SerialLink {
     port.on('data', (chunk) => {
       if (this.port === port) this.dataListener(chunk);
     });
-    port.on('close', () => {
-      if (this.port !== port) return;
-      this.port = null;
-      this.closeListener();
-    });
+    port.on('close', () => this.lost(port));
     this.port = port;
+    this.watchPresence(port, await realpath(c.path).catch(() => c.path));
+  }
+
+  private lost(port: SerialPortLike): void {
+    if (this.port !== port) return;
+    this.port = null;
+    this.stopPresence();
+    if (port.isOpen) port.close(() => undefined);
+    this.closeListener();
+  }
+
+  private watchPresence(port: SerialPortLike, device: string): void {
+    this.stopPresence();
+    let checking = false;
+    this.presence = setInterval(() => {
+      if (checking) return;
+      checking = true;
+      realpath(this.connection.path)
+        .then((now) => now !== device, () => true)
+        .then((gone) => {
+          if (gone) this.lost(port);
+        })
+        .finally(() => (checking = false));
+    }, this.presenceCheckMs);
+    this.presence.unref();
+  }
+
+  private stopPresence(): void {
+    if (this.presence) clearInterval(this.presence);
+    this.presence = null;
   }
 
   async close(): Promise<void> {
     const port = this.port;
     this.port = null;
+    this.stopPresence();
     if (!port?.isOpen) return;
     await new Promise<void>((resolve) => port.close(() => resolve()));
     port.removeAllListeners();

@@ -36,12 +36,12 @@ export async function startOpcuaServer(pki: string, options: { port?: number; va
 }
 
 /** What a server administrator does: trust every client certificate the server rejected so far. */
-export async function serverTrustsRejectedClients(pki: string): Promise<string[]> {
+export async function serverTrustsRejectedClients(pki: string, timeoutMs = 10_000): Promise<string[]> {
   const rejected = path.join(pki, 'rejected');
   const names = await waitFor(() => {
     const n = readdirSync(rejected).filter((f) => f.endsWith('.pem') || f.endsWith('.der'));
     return n.length > 0 ? n : undefined;
-  }, 10_000);
+  }, timeoutMs);
   mkdirSync(path.join(pki, 'trusted', 'certs'), { recursive: true });
   for (const n of names) renameSync(path.join(rejected, n), path.join(pki, 'trusted', 'certs', n));
   return names;
