@@ -1,8 +1,16 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
+import { systemClock } from '../hal/clock.js';
 import { runCli, type CliIo } from '../src/cli/program.js';
 import { SiSystemProbe } from '../src/health/system-probe.js';
+import { uplinkCli } from '../src/uplink/cli.js';
+import { ClockSync, TIMESYNCD_MARKER } from '../src/uplink/clock-sync.js';
 import { DriverRegistry } from './driver-registry.js';
+import { provisioningCli } from '../provisioning/cli.js';
+import { provisioningWiring } from './provisioning-wiring.js';
+import { otaCli } from '../ota/cli.js';
+import { otaCommands } from '../ota/command.js';
+import { otaWiring } from './ota-wiring.js';
 import { opcuaCli } from './opcua-cli.js';
 
 /** Entry point of the `outpost` command: the only place that wires real implementations. */
@@ -19,9 +27,13 @@ const code = await runCli(process.argv.slice(2), {
   version: pkg.version,
   drivers: new DriverRegistry(),
   systemProbe: (mounts) => new SiSystemProbe(mounts),
+  // `upstream.type: mqtt`: store + MQTT uplink, loaded only when configured.
+  upstreamFactory: async (config, deps) => (await import('../src/uplink/factory.js')).createUplinkFactory({ version: pkg.version })(config, deps),
+  // Readings are time-uncertain until systemd-timesyncd says the clock is synchronised.
+  clockSync: (logger) => new ClockSync({ clock: systemClock, logger: logger.child({ component: 'clock-sync' }), marker: process.env['OUTPOST_CLOCK_SYNC_MARKER'] ?? TIMESYNCD_MARKER }),
   // One line per area: `outpost <area> …` command groups.
-  cliExtensions: [opcuaCli],
+  cliExtensions: [provisioningCli(provisioningWiring()), otaCli(otaWiring()), uplinkCli, opcuaCli],
   // One line per area: command handlers (e.g. ota.install) registered on the runtime.
-  commandRegistrations: [],
+  commandRegistrations: [otaCommands({ clock: systemClock, ...otaWiring() })],
 }, io);
 process.exitCode = code;

@@ -1,6 +1,6 @@
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import type { Clock } from '../clock.js';
-import { SimSignal } from '../sim-model.js';
+import { SimSignal } from '../sim-signal.js';
 import type { GpioLine, GpioLineOptions, GpioPort } from './port.js';
 
 interface SimPin {

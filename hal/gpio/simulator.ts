@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { SimSignal, seededRandom } from '../sim-model.js';
+import { SimSignal, seededRandom } from '../sim-signal.js';
 import { SimGpioPort } from './sim-port.js';
 import type { GpioDeviceConfig } from './schema.js';
 

@@ -110,7 +110,8 @@ export function decode(spec: CodecSpec, words: readonly number[]): PointValue {
 }
 
 function integer(value: PointValue, min: number, max: number, type: string): number {
-  const n = typeof value === 'boolean' ? Number(value) : Number(value);
+  // A blank string is not 0 (Number('') === 0 would silently write a zero).
+  const n = typeof value === 'string' && value.trim() === '' ? Number.NaN : Number(value);
   if (!Number.isFinite(n) || Math.round(n) !== n || n < min || n > max) {
     throw new OutpostError('OUTPOST_E_HAL_VALUE', `value does not fit a ${type}`, { details: { value, type, min, max } });
   }
@@ -163,7 +164,8 @@ export function encode(spec: CodecSpec, value: PointValue, current = 0): number[
     case 'float32':
     case 'float64': {
       const n = Number(value);
-      if (typeof value === 'string' || !Number.isFinite(n)) {
+      // Beyond ±FLT_MAX a float32 would silently become ±Infinity.
+      if (typeof value === 'string' || !Number.isFinite(n) || (type === 'float32' && !Number.isFinite(Math.fround(n)))) {
         throw new OutpostError('OUTPOST_E_HAL_VALUE', `value is not a finite number for a ${type}`, { details: { value } });
       }
       if (type === 'float32') c.writeFloatBE(n);

@@ -30,14 +30,21 @@ export class SimModbusPort implements ModbusPort {
   private readonly latencyMs: number;
   private readonly timeoutMs: number;
   private readonly beforeRequest: () => void;
+  private readonly afterWrite: (unitId: number, table: ModbusTable, address: number, count: number) => void;
 
   constructor(
     private readonly clock: Clock,
-    options: { latencyMs?: number; timeoutMs?: number; beforeRequest?: () => void } = {},
+    options: {
+      latencyMs?: number;
+      timeoutMs?: number;
+      beforeRequest?: () => void;
+      afterWrite?: (unitId: number, table: ModbusTable, address: number, count: number) => void;
+    } = {},
   ) {
     this.latencyMs = options.latencyMs ?? 0;
     this.timeoutMs = options.timeoutMs ?? 1000;
     this.beforeRequest = options.beforeRequest ?? (() => undefined);
+    this.afterWrite = options.afterWrite ?? (() => undefined);
   }
 
   /** Declares a range of addresses on a unit so it can be read and written. */
@@ -90,6 +97,7 @@ export class SimModbusPort implements ModbusPort {
       if (!u.mapped.coil.has(address + i)) throw this.exception(2, unitId, fc);
     });
     values.forEach((v, i) => (u.coil[address + i] = v ? 1 : 0));
+    this.afterWrite(unitId, 'coil', address, values.length);
   }
 
   async writeRegisters(unitId: number, address: number, values: readonly number[]): Promise<void> {
@@ -100,6 +108,7 @@ export class SimModbusPort implements ModbusPort {
       if (!u.mapped.holding.has(address + i)) throw this.exception(2, unitId, fc);
     });
     values.forEach((v, i) => (u.holding[address + i] = v & 0xffff));
+    this.afterWrite(unitId, 'holding', address, values.length);
   }
 
   private unit(unitId: number, create: boolean): UnitTables | undefined {

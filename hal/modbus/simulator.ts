@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
-import { SimSignal, seededRandom, type SimModelConfig } from '../sim-model.js';
+import type { SimModelConfig } from '../sim-model.js';
+import { SimSignal, seededRandom } from '../sim-signal.js';
 import { encode, isBitTable, registerCount } from './codec.js';
 import { SimModbusPort } from './sim-port.js';
 import type { ModbusDeviceConfig, ModbusPointConfig } from './schema.js';
@@ -22,29 +23,30 @@ export function createSimulatedModbus(config: ModbusDeviceConfig, clock: Clock):
   const random = seededRandom(conn.seed);
   const start = clock.now();
   const signals = config.points.map((p) => ({ p, signal: new SimSignal(p.sim ?? defaultModel(p), random, start), written: false }));
-  let port: SimModbusPort;
-  const snapshot = new Map<string, number[]>();
   const refresh = () => {
     const now = clock.now();
     for (const s of signals) {
-      const { p } = s;
-      const n = registerCount(p.type, p.length);
-      const key = `${p.unitId}/${p.table}/${p.address}`;
-      const current = port.peek(p.unitId, p.table, p.address, n);
-      // A value that differs from what the simulator last put there was written by a client.
-      const last = snapshot.get(key);
-      if (last && p.writable && current.some((v, i) => v !== last[i])) s.written = true;
       if (s.written) continue;
+      const { p } = s;
+      const current = port.peek(p.unitId, p.table, p.address, registerCount(p.type, p.length));
       const raw = s.signal.valueAt(now);
       const value = typeof raw === 'number' && /int/.test(p.type) ? Math.round(raw) : raw;
       const words = isBitTable(p.table)
         ? [value === true || (typeof value === 'number' && value !== 0) ? 1 : 0]
         : encode(p, p.type === 'bit' ? Boolean(value) : value, current[0] ?? 0);
       port.poke(p.unitId, p.table, p.address, words);
-      snapshot.set(key, port.peek(p.unitId, p.table, p.address, n));
     }
   };
-  port = new SimModbusPort(clock, { latencyMs: conn.latencyMs, beforeRequest: refresh });
+  // A client write freezes the written writable points (a setpoint or an output stays where it was set).
+  const afterWrite = (unitId: number, table: string, address: number, count: number) => {
+    for (const s of signals) {
+      const { p } = s;
+      if (!p.writable || p.unitId !== unitId || p.table !== table) continue;
+      const end = p.address + registerCount(p.type, p.length);
+      if (p.address < address + count && address < end) s.written = true;
+    }
+  };
+  const port = new SimModbusPort(clock, { latencyMs: conn.latencyMs, beforeRequest: refresh, afterWrite });
   for (const p of config.points) port.map(p.unitId, p.table, p.address, registerCount(p.type, p.length));
   return port;
 }

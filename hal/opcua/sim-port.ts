@@ -1,6 +1,6 @@
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import type { Clock } from '../clock.js';
-import { SimSignal } from '../sim-model.js';
+import { SimSignal } from '../sim-signal.js';
 import type { PointValue } from '../types.js';
 import type { MonitorItem, OpcuaDataValue, OpcuaPort, OpcuaSubscriptionHandle } from './port.js';
 
@@ -27,6 +27,10 @@ export class SimOpcuaPort implements OpcuaPort {
 
   addVariable(nodeId: string, initial: PointValue, signal: SimSignal | null, writable: boolean): void {
     this.variables.set(nodeId, { signal, value: initial, written: false, writable });
+  }
+
+  has(nodeId: string): boolean {
+    return this.variables.has(nodeId);
   }
 
   async connect(): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import { SimSignal, seededRandom } from '../sim-model.js';
+import { SimSignal, seededRandom } from '../sim-signal.js';
 import { SimOpcuaPort } from './sim-port.js';
 import type { OpcuaDeviceConfig } from './schema.js';
 
@@ -13,6 +13,7 @@ export function createSimulatedOpcua(config: OpcuaDeviceConfig, clock: Clock): S
   const port = new SimOpcuaPort(clock);
   const start = clock.now();
   for (const p of config.points) {
+    if (port.has(p.nodeId)) continue; // several points may read one variable: the first declares it
     const signal = new SimSignal(p.sim ?? { model: 'drift', start: 50, step: 0.5, min: 0, max: 100 }, random, start, 250);
     port.addVariable(p.nodeId, signal.valueAt(start), p.writable && !p.sim ? null : signal, p.writable);
   }

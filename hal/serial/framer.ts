@@ -2,12 +2,14 @@ import type { SerialFramingConfig } from './schema.js';
 
 /**
  * Cuts a byte stream into frames. Invariants: bytes are consumed in order and each byte belongs to
- * at most one frame; the buffer never grows beyond `maxLength` (an over-long partial frame is
- * dropped and counted as an overflow).
+ * at most one frame; the buffer never grows beyond `maxLength` (plus a partial delimiter); an
+ * over-long frame is dropped whole (its tail up to the next delimiter too) and counted as an overflow.
  */
 export class Framer {
   private buffer: Buffer = Buffer.alloc(0);
   private readonly regex: RegExp | null;
+  /** Dropping the rest of an over-long frame until the next delimiter. */
+  private skipping = false;
   overflows = 0;
 
   constructor(private readonly config: SerialFramingConfig) {
@@ -29,13 +31,17 @@ export class Framer {
       const delim = Buffer.from(c.delimiter, 'latin1');
       let idx: number;
       while ((idx = this.buffer.indexOf(delim)) >= 0) {
-        if (idx <= c.maxLength) frames.push(this.buffer.subarray(0, idx));
+        if (this.skipping) this.skipping = false;
+        else if (idx <= c.maxLength) frames.push(this.buffer.subarray(0, idx));
         else this.overflows++;
         this.buffer = this.buffer.subarray(idx + delim.length);
       }
-      if (this.buffer.length > c.maxLength) {
-        this.overflows++;
-        this.buffer = Buffer.alloc(0);
+      // Keep what may be the start of a delimiter split across chunks.
+      const keep = delim.length - 1;
+      if (this.buffer.length > c.maxLength + keep) {
+        if (!this.skipping) this.overflows++;
+        this.skipping = true;
+        this.buffer = this.buffer.subarray(this.buffer.length - keep);
       }
       return frames;
     }

@@ -1,6 +1,6 @@
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import type { Clock } from '../clock.js';
-import { SimSignal, seededRandom } from '../sim-model.js';
+import { SimSignal, seededRandom } from '../sim-signal.js';
 import { nmeaChecksum } from './framer.js';
 import type { SerialLink } from './port.js';
 

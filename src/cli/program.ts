@@ -1,7 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import type { Logger } from 'pino';
 import { systemClock } from '../../hal/clock.js';
-import { configJsonSchema, loadConfig } from '../config/load.js';
+import { configJsonSchema, loadConfig, type LoadedConfig } from '../config/load.js';
+import { loadConfigIsolated } from '../config/load-isolated.js';
 import { OutpostError, isOutpostError } from '../errors/outpost-error.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { createLogger } from '../log/logger.js';
@@ -15,10 +16,12 @@ export interface Wiring {
   readonly drivers: DriverFactory;
   readonly systemProbe: (mounts: string[]) => SystemProbe;
   readonly upstreamFactory?: UpstreamFactory;
+  /** Clock-synchronisation source: readings are marked time-uncertain while it says so. */
+  readonly clockSync?: (logger: Logger) => { start(): Promise<void>; timeUncertain(): boolean; stop(): void };
   /** Register the command handlers of other areas (OTA…) on a runtime before it starts; one entry per area. */
-  readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger) => void>;
-  /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. */
-  readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo) => void>;
+  readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger, loaded: LoadedConfig) => void>;
+  /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. `setExit` sets the exit code of an action. */
+  readonly cliExtensions?: ReadonlyArray<(program: Command, io: CliIo, setExit: (code: number) => void) => void>;
 }
 
 export interface CliIo {
@@ -39,8 +42,10 @@ export function reportError(io: CliIo, e: unknown): number {
 }
 
 async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel?: string }, wiring: Wiring, io: CliIo): Promise<number> {
-  const { config, files } = await loadConfig(configFile);
+  const { config, files } = await loadConfigIsolated(configFile);
   const logger: Logger = await createLogger({ level: opts.logLevel ?? config.log.level, pretty: opts.pretty ?? config.log.pretty });
+  const clockSync = wiring.clockSync?.(logger);
+  await clockSync?.start();
   const runtime = new Runtime(config, {
     clock: systemClock,
     logger,
@@ -48,8 +53,9 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     systemProbe: wiring.systemProbe(['/', config.gateway.dataDir]),
     version: wiring.version,
     ...(wiring.upstreamFactory ? { upstreamFactory: wiring.upstreamFactory } : {}),
+    ...(clockSync ? { timeUncertain: () => clockSync.timeUncertain() } : {}),
   });
-  for (const register of wiring.commandRegistrations ?? []) register(runtime, logger);
+  for (const register of wiring.commandRegistrations ?? []) register(runtime, logger, { config, files });
   const notifier = createNotifier(io.env);
   let endpoints;
   try {
@@ -76,6 +82,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
       exiting = true;
       logger.info({ signal }, 'shutting down');
       pinger.stop();
+      clockSync?.stop();
       void notifier.stopping().catch(() => undefined);
       void runtime.stop().then(
         () => resolve(code),
@@ -92,7 +99,17 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
 }
 
 function apiBase(opts: { api?: string }, env: NodeJS.ProcessEnv): string {
-  return (opts.api ?? env['OUTPOST_API'] ?? 'http://127.0.0.1:8480').replace(/\/$/, '');
+  const raw = opts.api ?? env['OUTPOST_API'] ?? 'http://127.0.0.1:8480';
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch (e) {
+    throw new OutpostError('OUTPOST_E_CLI_USAGE', `--api must be an http(s) URL such as http://127.0.0.1:8480, got ${JSON.stringify(raw)}`, { cause: e });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new OutpostError('OUTPOST_E_CLI_USAGE', `--api must be an http(s) URL such as http://127.0.0.1:8480, got ${JSON.stringify(raw)}`);
+  }
+  return raw.replace(/\/$/, '');
 }
 
 /** Builds the `outpost` command line. Every action resolves to an exit code instead of exiting. */
@@ -158,7 +175,7 @@ export function buildProgram(wiring: Wiring, io: CliIo, setExit: (code: number) 
       return 0;
     }));
 
-  for (const extend of wiring.cliExtensions ?? []) extend(program, io);
+  for (const extend of wiring.cliExtensions ?? []) extend(program, io, setExit);
   return program;
 }
 

@@ -4,6 +4,8 @@ import { ModbusDevice } from '../../hal/modbus/schema.js';
 import { OpcuaDevice } from '../../hal/opcua/schema.js';
 import { ID_PATTERN, Id, PointReporting, TaggedUnion } from '../../hal/schema-common.js';
 import { SerialDevice } from '../../hal/serial/schema.js';
+import { OtaConfig } from '../../ota/schema.js';
+import { MqttUpstream } from '../uplink/schema.js';
 
 /** The one configuration schema of Outpost. docs/config.md is generated from it (`npm run docs`). */
 
@@ -95,6 +97,7 @@ export const Upstream = TaggedUnion(
     },
     { additionalProperties: false, description: 'Local JSON-lines file: the upstream until a cloud uplink is configured.' },
   ),
+  MqttUpstream,
   ],
   { default: { type: 'file' }, description: 'Where `$upstream` routes deliver.' },
 );
@@ -148,6 +151,7 @@ export const ConfigSchema = Type.Object(
     rules: Type.Array(Rule, { default: [], description: 'Threshold rules with hysteresis that act locally, without the cloud.' }),
     routes: Type.Array(Route, { default: [], description: 'Where readings and rule events go: the upstream or local broker topics (docs/routes.md).' }),
     upstream: Upstream,
+    ota: Type.Optional(OtaConfig),
   },
   { additionalProperties: false, $id: 'https://outpost.dev/schema/config.json', title: 'Outpost configuration' },
 );

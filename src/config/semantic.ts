@@ -2,6 +2,7 @@ import { registerCount } from '../../hal/modbus/codec.js';
 import { typeFitsTable } from '../../hal/modbus/driver.js';
 import { isOutpostError } from '../errors/outpost-error.js';
 import { compileRoute } from '../routes/index.js';
+import { checkUplinkSemantics } from '../uplink/schema.js';
 import type { ConfigProblem } from './error-format.js';
 import type { OutpostConfig } from './schema.js';
 
@@ -183,6 +184,8 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
       else throw e;
     }
   });
+
+  checkUplinkSemantics(config.upstream, new Set(config.routes.map((r) => r.id)), add);
 
   if (config.api.enabled && config.broker.enabled && config.api.port !== 0 && config.api.port === config.broker.port) {
     add('broker.port', `port ${config.broker.port} is also api.port`);

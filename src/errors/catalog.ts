@@ -2,6 +2,9 @@ import { CORE_CODES } from './codes-core.js';
 import { HAL_CODES } from './codes-hal.js';
 import { SYSTEM_CODES } from './codes-system.js';
 import { ROUTE_CODES } from './codes-route.js';
+import { TPM_CODES } from './codes-tpm.js';
+import { OTA_CODES } from './codes-ota.js';
+import { UPLINK_CODES } from './codes-uplink.js';
 import { DRIVER_CODES } from './codes-drivers.js';
 
 /** Shape of one catalog entry: what the code means, and whether it reports bad input (CLI exit code 2). */
@@ -20,6 +23,9 @@ export const ERROR_CATALOG = {
   ...HAL_CODES,
   ...SYSTEM_CODES,
   ...ROUTE_CODES,
+  ...TPM_CODES,
+  ...OTA_CODES,
+  ...UPLINK_CODES,
   ...DRIVER_CODES,
 } as const satisfies Record<string, ErrorSpec>;
 

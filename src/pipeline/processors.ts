@@ -49,7 +49,10 @@ export class ReportFilter {
     const last = this.last;
     if (last === null || !sameQuality(last.quality, quality)) return true;
     if (this.heartbeatMs !== undefined && now - last.at >= this.heartbeatMs) return true;
-    if (typeof value === 'number' && typeof last.value === 'number') return this.moved(last.value, value);
+    if (typeof value === 'number' && typeof last.value === 'number') {
+      if (Number.isNaN(value) || Number.isNaN(last.value)) return Number.isNaN(value) !== Number.isNaN(last.value);
+      return this.moved(last.value, value);
+    }
     return value !== last.value;
   }
 
@@ -116,7 +119,7 @@ export class TumblingWindow {
       case 'count':
         return count;
       case 'sum':
-        return sum;
+        return count === 0 ? null : sum;
       case 'mean':
         return count === 0 ? null : sum / count;
       case 'min':

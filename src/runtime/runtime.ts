@@ -20,6 +20,19 @@ import { FileUpstream } from '../upstream/file-upstream.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { collectMetrics } from './metrics-collector.js';
 
+/** Converts a written value to the point's value type ("60" → 60, "true"/1 → true); anything else is refused. */
+function coerce(value: PointValue, type: PointInfo['valueType'], point: string): PointValue {
+  if (type === 'string') return String(value);
+  if (type === 'number') {
+    const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
+    if (!Number.isFinite(n)) throw new OutpostError('OUTPOST_E_HAL_VALUE', 'point takes a finite number', { details: { point, value } });
+    return n;
+  }
+  if (value === true || value === 1 || value === 'true' || value === '1') return true;
+  if (value === false || value === 0 || value === 'false' || value === '0') return false;
+  throw new OutpostError('OUTPOST_E_HAL_VALUE', 'point takes true or false', { details: { point, value } });
+}
+
 /** Creates the driver of a configured device (wired by services/: real transports or simulators). */
 export interface DriverFactory {
   create(device: DeviceConfig, deps: { clock: Clock; logger: Logger; dataDir?: string }): Promise<DeviceDriver>;
@@ -60,7 +73,7 @@ export class Runtime {
   readonly commands = new CommandRegistry();
   private readonly pointInfo: Map<string, PointInfo>;
   private readonly pointConfig = new Map<string, PointCommonConfig>();
-  private readonly drivers = new Map<string, { kind: string; driver: DeviceDriver }>();
+  private readonly drivers = new Map<string, { kind: string; driver: DeviceDriver; ready: Promise<void> }>();
   private readonly pipeline: Pipeline;
   private readonly router: Router;
   private readonly health: HealthMonitor;
@@ -68,6 +81,8 @@ export class Runtime {
   private api: ApiServer | null = null;
   private upstream: Upstream | null = null;
   private readonly upstreamStats = { rejected_total: 0 };
+  /** When a refusal was last logged, and how many since: a full store refuses every reading, the log gets one line per 10 s. */
+  private refusalLog = { at: -Infinity, since: 0 };
   private started = false;
   private stopping: Promise<void> | null = null;
 
@@ -134,15 +149,37 @@ export class Runtime {
         apiAt = await this.api.start();
       }
       this.pipeline.start();
-      for (const d of config.devices.filter((x) => x.enabled)) {
+      // Create every driver first, then start them together: a rule fired by the first sample of one
+      // device may write to another device, and its write waits for that device to be started.
+      const enabled = config.devices.filter((x) => x.enabled);
+      const created: Array<{ id: string; driver: DeviceDriver; start: () => void; failed: (e: unknown) => void }> = [];
+      for (const d of enabled) {
         const driver = await deps.drivers.create(d, {
           clock: deps.clock,
           logger: deps.logger.child({ component: 'driver', device: d.id, kind: d.kind }),
           dataDir: config.gateway.dataDir,
         });
-        this.drivers.set(d.id, { kind: d.kind, driver });
-        await driver.start({ onSamples: (s) => this.pipeline.ingest(s) });
+        let start!: () => void;
+        let failed!: (e: unknown) => void;
+        const ready = new Promise<void>((resolve, reject) => {
+          start = resolve;
+          failed = reject;
+        });
+        ready.catch(() => undefined);
+        this.drivers.set(d.id, { kind: d.kind, driver, ready });
+        created.push({ id: d.id, driver, start, failed });
       }
+      await Promise.all(
+        created.map(async (c) => {
+          try {
+            await c.driver.start({ onSamples: (s) => this.pipeline.ingest(s) });
+            c.start();
+          } catch (e) {
+            c.failed(e);
+            throw e;
+          }
+        }),
+      );
       this.started = true;
       log.info({ bootId: this.bootId, devices: this.drivers.size, api: apiAt, broker: brokerAt }, 'runtime started');
       return { api: apiAt, broker: brokerAt };
@@ -178,7 +215,8 @@ export class Runtime {
     if (!info.writable) throw new OutpostError('OUTPOST_E_RUNTIME_NOT_WRITABLE', 'point is not writable', { details: { point: pointId } });
     const entry = this.drivers.get(info.device);
     if (!entry) throw new OutpostError('OUTPOST_E_HAL_NOT_CONNECTED', 'device of the point is not running', { details: { point: pointId, device: info.device } });
-    const raw = unapplyScale(value, this.pointConfig.get(pointId)?.scale);
+    const raw = unapplyScale(coerce(value, info.valueType, pointId), this.pointConfig.get(pointId)?.scale);
+    await entry.ready;
     await entry.driver.write(pointId, raw);
     this.deps.logger.debug({ component: 'runtime', point: pointId, value, origin }, 'point written');
   }
@@ -191,7 +229,8 @@ export class Runtime {
     const checks: HealthCheck[] = [...this.health.checks()];
     checks.push({ name: 'runtime', ok: this.started, critical: true });
     if (this.config.broker.enabled) checks.push({ name: 'broker', ok: this.broker !== null, critical: true });
-    checks.push({ name: 'upstream', ok: this.upstream?.connected() ?? false, critical: true });
+    // A cloud link being down is normal on a flaky network (the store keeps the data): not critical, or the watchdog would restart the gateway.
+    checks.push({ name: 'upstream', ok: this.upstream?.connected() ?? false, critical: this.config.upstream.type === 'file' });
     for (const { driver } of this.drivers.values()) {
       checks.push({ name: `device:${driver.deviceId}`, ok: driver.connected(), critical: false });
     }
@@ -243,7 +282,11 @@ export class Runtime {
     if (!up) return;
     up.enqueue({ route: route.id, priority: route.priority, ttlSeconds: route.ttlSeconds, enqueuedAt: this.deps.clock.now(), message }).catch((e: unknown) => {
       this.upstreamStats.rejected_total++;
-      this.deps.logger.warn({ component: 'runtime', route: route.id, err: describeCause(e) }, 'upstream refused a record');
+      this.refusalLog.since++;
+      const now = this.deps.clock.monotonic();
+      if (now - this.refusalLog.at < 10_000) return;
+      this.deps.logger.warn({ component: 'runtime', route: route.id, err: describeCause(e), refused: this.refusalLog.since }, 'upstream refused a record');
+      this.refusalLog = { at: now, since: 0 };
     });
   }
 

@@ -1,0 +1,77 @@
+import path from 'node:path';
+import { Type } from '@sinclair/typebox';
+import AjvModule, { type ValidateFunction } from 'ajv';
+import { parse as parseYaml } from 'yaml';
+import { formatAjvErrors } from '../src/config/error-format.js';
+import { nodeConfigFiles, type ConfigFiles } from '../src/config/load.js';
+import { mergeConfig } from '../src/config/merge.js';
+import { OutpostError } from '../src/errors/outpost-error.js';
+import { OtaConfig, type OtaConfigT } from './schema.js';
+
+const Ajv = AjvModule.default;
+
+/** The two sections `outpost ota …` reads; the rest of the document is left to `outpost run`. */
+const OtaDocument = Type.Object(
+  {
+    gateway: Type.Object({ dataDir: Type.String({ minLength: 1, default: '/var/lib/outpost' }) }, { default: {} }),
+    ota: OtaConfig,
+  },
+  { additionalProperties: true },
+);
+
+export interface LoadedOtaConfig {
+  readonly ota: OtaConfigT;
+  /** gateway.dataDir resolved against the configuration directory. */
+  readonly dataDir: string;
+  readonly configDir: string;
+  readonly files: readonly string[];
+}
+
+/**
+ * Loads the main configuration and its config.d/ drop-ins exactly as `loadConfig` merges them, but
+ * validates only `gateway` and `ota`: compiling the whole schema costs about a second on a busy
+ * machine, which `mark-good` would pay on every boot. Invariants: the same files in the same order,
+ * the same merge rules; errors are OUTPOST_E_CONFIG_* naming the path.
+ */
+export class OtaConfigLoader {
+  private readonly check = new Ajv({ useDefaults: true, allErrors: true, discriminator: true, strict: false, verbose: true }).compile(OtaDocument);
+
+  load(main: string, files: ConfigFiles = nodeConfigFiles): Promise<LoadedOtaConfig> {
+    return loadWith(this.check, main, files);
+  }
+}
+
+export function loadOtaConfig(main: string, files: ConfigFiles = nodeConfigFiles): Promise<LoadedOtaConfig> {
+  return new OtaConfigLoader().load(main, files);
+}
+
+async function loadWith(check: ValidateFunction, main: string, files: ConfigFiles): Promise<LoadedOtaConfig> {
+  const configDir = path.dirname(path.resolve(main));
+  const dropDir = path.join(configDir, 'config.d');
+  const used = [path.resolve(main), ...(await files.list(dropDir)).filter((n) => /\.(ya?ml|json)$/.test(n)).sort().map((n) => path.join(dropDir, n))];
+  let merged: unknown = {};
+  for (const f of used) {
+    let text: string;
+    try {
+      text = await files.readFile(f);
+    } catch (e) {
+      throw new OutpostError('OUTPOST_E_CONFIG_READ', `cannot read ${f}`, { cause: e, details: { file: f } });
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text, { uniqueKeys: true }) ?? {};
+    } catch (e) {
+      throw new OutpostError('OUTPOST_E_CONFIG_PARSE', `${f}: not valid YAML or JSON`, { cause: e, details: { file: f } });
+    }
+    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new OutpostError('OUTPOST_E_CONFIG_INVALID', `${f}: the top level must be a mapping of sections`, { details: { file: f } });
+    merged = mergeConfig(merged, doc);
+  }
+  const doc = structuredClone(merged) as { gateway?: unknown; ota?: unknown };
+  if (doc.ota === undefined) throw new OutpostError('OUTPOST_E_OTA_CONFIG', `the configuration (${used.join(', ')}) has no \`ota:\` section (see docs/ota.md)`);
+  if (!check(doc)) {
+    const lines = formatAjvErrors(check.errors ?? []).map((p) => `${p.path}: ${p.message}`);
+    throw new OutpostError('OUTPOST_E_CONFIG_INVALID', `invalid configuration:\n  ${lines.join('\n  ')}`, { details: { files: used } });
+  }
+  const valid = doc as { gateway: { dataDir: string }; ota: OtaConfigT };
+  return { ota: valid.ota, dataDir: path.resolve(configDir, valid.gateway.dataDir), configDir, files: used };
+}

@@ -1,0 +1,43 @@
+/** Error codes of the A/B updater (ota/): bundles, slot writes, boot selection and the update flow. */
+export const OTA_CODES = {
+  OUTPOST_E_OTA_CONFIG: { area: 'ota', summary: 'The `ota` configuration section is missing or inconsistent (slots, bootloader, paths).', input: true },
+  OUTPOST_E_OTA_BUNDLE_FORMAT: {
+    area: 'ota',
+    summary: 'The file is not a RAUC bundle or is truncated: no valid signature trailer, bad sizes, or an unreadable squashfs payload.',
+    input: true,
+  },
+  OUTPOST_E_OTA_BUNDLE_SIGNATURE: {
+    area: 'ota',
+    summary: 'The bundle signature does not verify: the payload, manifest or signature was changed after signing.',
+    input: true,
+  },
+  OUTPOST_E_OTA_BUNDLE_SIGNER: {
+    area: 'ota',
+    summary: 'The signer is not trusted: no chain to the keyring, a certificate outside its validity period, or no codeSigning extended key usage.',
+    input: true,
+  },
+  OUTPOST_E_OTA_BUNDLE_MANIFEST: { area: 'ota', summary: 'The bundle manifest is malformed or lacks a required field (compatible, version, image sha256/size).', input: true },
+  OUTPOST_E_OTA_BUNDLE_PAYLOAD: {
+    area: 'ota',
+    summary: 'Payload data does not match what the signed manifest promises (verity block hash, image size or sha256).',
+    input: true,
+  },
+  OUTPOST_E_OTA_BUNDLE_UNSUPPORTED: { area: 'ota', summary: 'The bundle uses a feature Outpost does not install (crypt format, a squashfs compressor other than gzip, install hooks).', input: true },
+  OUTPOST_E_OTA_INCOMPATIBLE: { area: 'ota', summary: "The bundle's `compatible` does not match this device's `ota.compatible`.", input: true },
+  OUTPOST_E_OTA_DOWNGRADE: { area: 'ota', summary: 'The bundle version is below `ota.minVersion`, or its security version is below the anti-rollback counter.', input: true },
+  OUTPOST_E_OTA_SLOT_TOO_SMALL: { area: 'ota', summary: 'An image in the bundle is larger than the slot device it would be written to.', input: true },
+  OUTPOST_E_OTA_SLOT: { area: 'ota', summary: 'Slot selection failed: the booted slot is unknown, or the target would be the booted slot.', input: false },
+  OUTPOST_E_OTA_WRITE: { area: 'ota', summary: 'Writing the inactive slot failed (I/O error, or the read-back hash differs from the manifest).', input: false },
+  OUTPOST_E_OTA_DOWNLOAD: { area: 'ota', summary: 'The bundle download failed (HTTP status, network error, size limit) after the configured retries.', input: false },
+  OUTPOST_E_OTA_DIGEST: { area: 'ota', summary: 'The bundle file does not have the sha256 (or the manifest the version) that the update request named.', input: true },
+  OUTPOST_E_OTA_BOOT_ENV: { area: 'ota', summary: 'The bootloader environment (U-Boot env, grubenv, autoboot.txt) is unreadable, corrupt or has no bootable slot.', input: false },
+  OUTPOST_E_OTA_BOOT_BACKEND: { area: 'ota', summary: 'A custom boot-selection backend command failed or printed something outside the RAUC contract.', input: false },
+  OUTPOST_E_OTA_STATE: { area: 'ota', summary: 'The persisted update state is corrupt, or an event is not allowed in the current state.', input: false },
+  OUTPOST_E_OTA_BUSY: { area: 'ota', summary: 'Another update is in progress (or waits for its reboot); resume or cancel it first.', input: true },
+  OUTPOST_E_OTA_DEFERRED: { area: 'ota', summary: 'The update was deferred: an application holds the update lock, or a hook exited 75 (retry later). The state is kept for `outpost ota resume`.', input: false },
+  OUTPOST_E_OTA_HOOK: { area: 'ota', summary: 'A state hook failed (non-zero exit other than 75, or a timeout).', input: false },
+  OUTPOST_E_OTA_LOOP: { area: 'ota', summary: 'The loop breaker stopped an update that was resumed or transitioned too many times.', input: false },
+  OUTPOST_E_OTA_UNHEALTHY: { area: 'ota', summary: 'mark-good found the trial boot unhealthy (runtime /healthz, uplink or trial-boot hook); the slot is not committed.', input: false },
+  OUTPOST_E_OTA_SECURITY_VERSION: { area: 'ota', summary: 'The anti-rollback security version store could not be read or advanced.', input: false },
+  OUTPOST_E_OTA_BUILD: { area: 'ota', summary: 'Building a bundle failed (missing image, bad key or certificate, mksquashfs error).', input: true },
+} as const;
