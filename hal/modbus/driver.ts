@@ -40,7 +40,6 @@ export class ModbusDriver implements DeviceDriver {
     'writes_total',
     'write_errors_total',
     'reconnects_total',
-    'connect_failures_total',
     'cycle_overruns_total',
     'frame_errors_total',
     'skipped_requests_total',
@@ -58,7 +57,8 @@ export class ModbusDriver implements DeviceDriver {
   private readonly points = new Map<string, ModbusPointConfig>();
   private sink: SampleSink | null = null;
   private connecting: Promise<void> | null = null;
-  private everConnected = false;
+  /** Backoff delay owed before the next connect attempt (0 after a success). */
+  private retryDelay = 0;
   private stopSignal = new AbortController();
   private stopped = false;
 
@@ -119,13 +119,13 @@ export class ModbusDriver implements DeviceDriver {
     if (!p.writable || p.table === 'discrete' || p.table === 'input') {
       throw new OutpostError('OUTPOST_E_HAL_READ_ONLY', 'point is not writable', { details: { pointId, table: p.table } });
     }
-    encode(p, value); // throws OUTPOST_E_HAL_VALUE before anything is queued or sent
-    if (!this.port.isOpen()) {
-      void this.ensureConnected();
-      throw new OutpostError('OUTPOST_E_MODBUS_NOT_CONNECTED', 'modbus device is not connected', { details: { device: this.deviceId } });
-    }
-    this.stats.inc('writes_total');
     try {
+      encode(p, value); // OUTPOST_E_HAL_VALUE before anything is queued or sent
+      if (!this.port.isOpen()) {
+        void this.ensureConnected();
+        throw new OutpostError('OUTPOST_E_MODBUS_NOT_CONNECTED', 'modbus device is not connected', { details: { device: this.deviceId } });
+      }
+      this.stats.inc('writes_total');
       await this.queue.run(async () => {
         if (p.table === 'coil') return this.port.writeCoils(p.unitId, p.address, [encode(p, value)[0] === 1]);
         let current = 0;
@@ -134,7 +134,7 @@ export class ModbusDriver implements DeviceDriver {
       }, 'high');
     } catch (e) {
       this.stats.inc('write_errors_total');
-      this.noteError(e);
+      if (!isOutpostError(e, 'OUTPOST_E_HAL_VALUE') && !isOutpostError(e, 'OUTPOST_E_MODBUS_NOT_CONNECTED')) this.noteError(e);
       throw e;
     }
   }
@@ -285,23 +285,28 @@ export class ModbusDriver implements DeviceDriver {
     await this.ensureConnected();
   }
 
-  /** Connects, retrying with backoff until connected or stopped (`once`: a single attempt, errors swallowed). */
+  /**
+   * Connects, retrying with backoff until connected or stopped (`once`: a single attempt). A loop
+   * started after a failed attempt first waits that attempt's backoff delay.
+   */
   private ensureConnected(once = false): Promise<void> {
     if (this.port.isOpen() || this.stopped) return Promise.resolve();
     this.connecting ??= (async () => {
       while (!this.stopped && !this.port.isOpen()) {
+        if (this.retryDelay > 0) {
+          await this.deps.clock.sleep(this.retryDelay, this.stopSignal.signal);
+          if (this.stopped) return;
+        }
         try {
           await this.port.connect();
           this.backoff.reset();
-          if (this.everConnected) this.stats.inc('reconnects_total');
-          this.everConnected = true;
+          this.retryDelay = 0;
           this.deps.logger.info({ device: this.deviceId }, 'modbus connected');
         } catch (e) {
-          this.stats.inc('connect_failures_total');
-          const delay = this.backoff.next();
-          this.deps.logger.warn({ err: describeCause(e), retryInMs: delay }, 'modbus connect failed');
+          this.stats.inc('reconnects_total');
+          this.retryDelay = this.backoff.next();
+          this.deps.logger.warn({ err: describeCause(e), retryInMs: this.retryDelay }, 'modbus connect failed');
           if (once) return;
-          await this.deps.clock.sleep(delay, this.stopSignal.signal);
         }
       }
     })().finally(() => {

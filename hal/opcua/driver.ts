@@ -38,10 +38,8 @@ export class OpcuaDriver implements DeviceDriver {
     'writes_total',
     'write_errors_total',
     'reconnects_total',
-    'connect_failures_total',
     'subscribe_fallbacks_total',
   ]);
-  private everConnected = false;
   private polling = false;
   private stopSignal = new AbortController();
   private readonly byNode = new Map<string, OpcuaPointConfig[]>();
@@ -125,11 +123,9 @@ export class OpcuaDriver implements DeviceDriver {
           if (!this.port.isOpen()) await this.port.connect();
           await this.acquire();
           this.backoff.reset();
-          if (this.everConnected) this.stats.inc('reconnects_total');
-          this.everConnected = true;
           return;
         } catch (e) {
-          this.stats.inc('connect_failures_total');
+          this.stats.inc('reconnects_total');
           this.emitAll(qualityOfError(e));
           const delay = this.backoff.next();
           this.deps.logger.warn({ err: describeCause(e), retryInMs: delay }, 'opc ua session failed');

@@ -62,7 +62,6 @@ export class SerialDriver implements DeviceDriver {
     'parse_errors_total',
     'overflows_total',
     'reopens_total',
-    'open_failures_total',
     'requests_total',
     'timeouts_total',
     'unmatched_frames_total',
@@ -79,7 +78,8 @@ export class SerialDriver implements DeviceDriver {
   private pending: Pending | null = null;
   private sink: SampleSink | null = null;
   private stopped = false;
-  private everOpened = false;
+  /** Backoff delay owed before the next open attempt (0 after a success). */
+  private retryDelay = 0;
   private opening: Promise<void> | null = null;
   private stopSignal = new AbortController();
 
@@ -106,10 +106,7 @@ export class SerialDriver implements DeviceDriver {
     this.stopped = false;
     this.stopSignal = new AbortController();
     await this.openLoop(true);
-    if (!this.link.isOpen()) {
-      this.emit(this.config.points.map((p) => p.id), bad('not connected'));
-      void this.openLoop();
-    }
+    if (!this.link.isOpen()) void this.openLoop();
     for (const tx of this.config.transactions) {
       const run = () => void this.transaction(tx);
       this.timers.push(this.deps.clock.setInterval(run, tx.intervalMs));
@@ -234,22 +231,27 @@ export class SerialDriver implements DeviceDriver {
     void this.openLoop();
   }
 
-  /** Opens the port, retrying with backoff until open or stopped (`once`: a single attempt). */
+  /**
+   * Opens the port, retrying with backoff until open or stopped (`once`: a single attempt). A loop
+   * started after a failed attempt first waits that attempt's backoff delay.
+   */
   private openLoop(once = false): Promise<void> {
     this.opening ??= (async () => {
       while (!this.stopped && !this.link.isOpen()) {
+        if (this.retryDelay > 0) {
+          await this.deps.clock.sleep(this.retryDelay, this.stopSignal.signal);
+          if (this.stopped) return;
+        }
         try {
           await this.link.open();
           this.backoff.reset();
-          if (this.everOpened) this.stats.inc('reopens_total');
-          this.everOpened = true;
+          this.retryDelay = 0;
           this.deps.logger.info({ device: this.deviceId }, 'serial port open');
         } catch (e) {
-          this.stats.inc('open_failures_total');
-          const delay = this.backoff.next();
-          this.deps.logger.warn({ err: describeCause(e), retryInMs: delay }, 'serial open failed');
+          this.stats.inc('reopens_total');
+          this.retryDelay = this.backoff.next();
+          this.deps.logger.warn({ err: describeCause(e), retryInMs: this.retryDelay }, 'serial open failed');
           if (once) return;
-          await this.deps.clock.sleep(delay, this.stopSignal.signal);
         }
       }
     })().finally(() => {
