@@ -198,7 +198,7 @@ async function tenThousand(dir: string, idle: number): Promise<void> {
         const r1 = await peer.requests();
         const pps = (s1 - s0) / secs;
         log(`   ${v.label}:`);
-        log(`     points/s delivered ${fmt(pps, 0)} of 10,000 ideal = ${fmt((pps / 10_000) * 100)} %`);
+        log(`     points/s delivered ${fmt(pps, 0)} of 10,000 ideal = ${fmt((pps / 10_000) * 100)} % (± one 1 s cycle in the ${fmt(secs, 0)} s window)`);
         log(`     requests/s at the peer ${fmt((r1 - r0) / secs)} (one request per point would be ${fmt(10_000 / ((r1 - r0) / secs), 0)}× more)`);
         log(`     CPU ${fmt(m.cpuPercent)} % of one core; RSS ${fmt(m.rssMiB)} MiB (peak ${fmt(m.peakRssMiB)})`);
         log(`     RSS = ${fmt(m.rssMiB / idleOutpost, 2)}× \`outpost run\` with no devices (${fmt(idleOutpost)} MiB), ${fmt(m.rssMiB / idle, 2)}× an idle Node.js process (${fmt(idle)} MiB)`);
