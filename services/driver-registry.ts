@@ -13,12 +13,6 @@ export function opcuaPkiDir(dataDir: string): string {
   return path.join(dataDir, 'opcua', 'pki');
 }
 
-function notInBuild(device: DeviceConfig): never {
-  throw new OutpostError('OUTPOST_E_RUNTIME_START', `device ${device.id}: no ${device.kind} transport '${device.connection.type}' in this build`, {
-    details: { device: device.id, kind: device.kind, connection: device.connection.type },
-  });
-}
-
 /**
  * Wires each configured device to its driver and transport: the simulator for `connection.type: sim`,
  * the real transport otherwise. Modules are imported only for the kinds a configuration uses, so a
@@ -39,7 +33,11 @@ export class DriverRegistry implements DriverFactory {
       case 'opcua': {
         const { OpcuaDriver } = await import('../hal/opcua/driver.js');
         if (device.connection.type !== 'sim') {
-          if (deps.dataDir === undefined) return notInBuild(device);
+          if (deps.dataDir === undefined) {
+            throw new OutpostError('OUTPOST_E_RUNTIME_START', `device ${device.id}: the OPC UA client needs a data directory for its certificates`, {
+              details: { device: device.id },
+            });
+          }
           const { NodeOpcuaPort, loadNodeOpcua } = await import('../hal/opcua/node-opcua-port.js');
           const port = new NodeOpcuaPort(
             device.connection,
