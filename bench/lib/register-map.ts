@@ -3,6 +3,8 @@
  * gateway, each a run of mixed-type points with small gaps (reserved registers), separated by larger
  * gaps; plus input registers, coils and discrete inputs. Deterministic (seeded).
  */
+import { seededRandom as rng } from '../../hal/sim-signal.js';
+
 export interface RawPoint {
   id: string;
   table: 'holding' | 'input' | 'coil' | 'discrete';
@@ -10,16 +12,6 @@ export interface RawPoint {
   type: string;
 }
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TYPES: Array<[string, number, number]> = [
   // type, registers, weight

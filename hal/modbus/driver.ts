@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { OutpostError, describeCause, isOutpostError } from '../../src/errors/outpost-error.js';
-import { Backoff } from '../backoff.js';
 import type { Clock } from '../clock.js';
 import { Counters } from '../counters.js';
+import { Reconnector } from '../reconnector.js';
 import { JobQueue } from '../job-queue.js';
 import { qualityOfError } from '../quality.js';
 import { GOOD, bad, uncertain, type DeviceDriver, type PointValue, type Sample, type SampleSink } from '../types.js';
@@ -49,17 +49,13 @@ export class ModbusDriver implements DeviceDriver {
   private readonly units = new Map<number, { timeouts: number; skipUntil: number }>();
   /** Last good value of each point, for uncertain('stale') reports on overrun. */
   private readonly lastGood = new Map<string, { value: PointValue; at: number }>();
-  private readonly backoff: Backoff;
+  private readonly link: Reconnector;
   private readonly timers: unknown[] = [];
   private readonly busy = new Set<string>();
   /** Merged blocks that answered exception 2 and are now read point by point. */
   private readonly splitKeys = new Set<string>();
   private readonly points = new Map<string, ModbusPointConfig>();
   private sink: SampleSink | null = null;
-  private connecting: Promise<void> | null = null;
-  /** Backoff delay owed before the next connect attempt (0 after a success). */
-  private retryDelay = 0;
-  private stopSignal = new AbortController();
   private stopped = false;
 
   constructor(
@@ -70,16 +66,27 @@ export class ModbusDriver implements DeviceDriver {
     this.deviceId = config.id;
     const depth = config.connection.type === 'tcp' ? config.connection.inFlight : 1;
     this.queue = new JobQueue(depth);
-    this.backoff = new Backoff(250, config.reconnectMaxMs, deps.random);
+    this.link = new Reconnector({
+      open: () => port.connect(),
+      isOpen: () => port.isOpen(),
+      clock: deps.clock,
+      logger: deps.logger,
+      initialMs: 250,
+      maxMs: config.reconnectMaxMs,
+      ...(deps.random ? { random: deps.random } : {}),
+      onFailure: () => this.stats.inc('reconnects_total'),
+      messages: { opened: 'modbus connected', failed: 'modbus connect failed' },
+      logFields: { device: config.id },
+    });
     for (const p of config.points) this.points.set(p.id, p);
   }
 
   async start(sink: SampleSink): Promise<void> {
     this.sink = sink;
     this.stopped = false;
-    this.stopSignal = new AbortController();
+    this.link.start();
     // One connect attempt before the first cycle, so a reachable device starts good; the loop keeps trying otherwise.
-    await this.ensureConnected(true);
+    await this.link.ensure(true);
     const groups = new Map<string, { intervalMs: number; points: ModbusPointConfig[] }>();
     groups.set('default', { intervalMs: this.config.pollIntervalMs, points: [] });
     for (const g of this.config.pollGroups) groups.set(g.id, { intervalMs: g.intervalMs, points: [] });
@@ -95,7 +102,7 @@ export class ModbusDriver implements DeviceDriver {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.stopSignal.abort();
+    this.link.stop();
     for (const t of this.timers.splice(0)) this.deps.clock.clearInterval(t);
     await this.port.close().catch(() => undefined);
   }
@@ -122,7 +129,7 @@ export class ModbusDriver implements DeviceDriver {
     try {
       encode(p, value); // OUTPOST_E_HAL_VALUE before anything is queued or sent
       if (!this.port.isOpen()) {
-        void this.ensureConnected();
+        void this.link.ensure();
         throw new OutpostError('OUTPOST_E_MODBUS_NOT_CONNECTED', 'modbus device is not connected', { details: { device: this.deviceId } });
       }
       this.stats.inc('writes_total');
@@ -150,7 +157,7 @@ export class ModbusDriver implements DeviceDriver {
     try {
       const samples: Sample[] = [];
       if (!this.port.isOpen()) {
-        void this.ensureConnected();
+        void this.link.ensure();
         const now = this.deps.clock.now();
         for (const b of blocks) for (const p of b.points) samples.push({ pointId: p.id, value: null, quality: bad('not connected'), sourceTime: now });
       } else {
@@ -279,41 +286,12 @@ export class ModbusDriver implements DeviceDriver {
   }
 
   private async reconnect(cause: unknown): Promise<void> {
-    if (this.connecting || this.stopped) return;
+    if (this.link.active || this.stopped) return;
     this.deps.logger.warn({ err: describeCause(cause) }, 'modbus transport failed; reconnecting');
     await this.port.close().catch(() => undefined);
-    await this.ensureConnected();
+    await this.link.ensure();
   }
 
-  /**
-   * Connects, retrying with backoff until connected or stopped (`once`: a single attempt). A loop
-   * started after a failed attempt first waits that attempt's backoff delay.
-   */
-  private ensureConnected(once = false): Promise<void> {
-    if (this.port.isOpen() || this.stopped) return Promise.resolve();
-    this.connecting ??= (async () => {
-      while (!this.stopped && !this.port.isOpen()) {
-        if (this.retryDelay > 0) {
-          await this.deps.clock.sleep(this.retryDelay, this.stopSignal.signal);
-          if (this.stopped) return;
-        }
-        try {
-          await this.port.connect();
-          this.backoff.reset();
-          this.retryDelay = 0;
-          this.deps.logger.info({ device: this.deviceId }, 'modbus connected');
-        } catch (e) {
-          this.stats.inc('reconnects_total');
-          this.retryDelay = this.backoff.next();
-          this.deps.logger.warn({ err: describeCause(e), retryInMs: this.retryDelay }, 'modbus connect failed');
-          if (once) return;
-        }
-      }
-    })().finally(() => {
-      this.connecting = null;
-    });
-    return this.connecting;
-  }
 }
 
 /** True when a point's type matches its table: `bool` for bit tables, register types otherwise. */

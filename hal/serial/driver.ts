@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import { OutpostError, describeCause } from '../../src/errors/outpost-error.js';
-import { Backoff } from '../backoff.js';
 import type { Clock } from '../clock.js';
 import { Counters } from '../counters.js';
+import { Reconnector } from '../reconnector.js';
 import { JobQueue } from '../job-queue.js';
 import { GOOD, bad, type DeviceDriver, type PointValue, type Quality, type Sample, type SampleSink } from '../types.js';
 import { Framer, checkNmea } from './framer.js';
@@ -71,7 +71,7 @@ export class SerialDriver implements DeviceDriver {
   private readonly framer: Framer;
   private readonly unsolicited: CompiledPoint[];
   private readonly byTransaction = new Map<string, CompiledPoint[]>();
-  private readonly backoff: Backoff;
+  private readonly reopen: Reconnector;
   private readonly queue = new JobQueue(1);
   private readonly busy = new Set<string>();
   private readonly timers: unknown[] = [];
@@ -79,9 +79,6 @@ export class SerialDriver implements DeviceDriver {
   private sink: SampleSink | null = null;
   private stopped = false;
   /** Backoff delay owed before the next open attempt (0 after a success). */
-  private retryDelay = 0;
-  private opening: Promise<void> | null = null;
-  private stopSignal = new AbortController();
 
   constructor(
     private readonly config: SerialDeviceConfig,
@@ -96,7 +93,18 @@ export class SerialDriver implements DeviceDriver {
       if (p.config.transaction === undefined) continue;
       this.byTransaction.set(p.config.transaction, [...(this.byTransaction.get(p.config.transaction) ?? []), p]);
     }
-    this.backoff = new Backoff(500, config.reopenMaxMs, deps.random);
+    this.reopen = new Reconnector({
+      open: () => link.open(),
+      isOpen: () => link.isOpen(),
+      clock: deps.clock,
+      logger: deps.logger,
+      initialMs: 500,
+      maxMs: config.reopenMaxMs,
+      ...(deps.random ? { random: deps.random } : {}),
+      onFailure: () => this.stats.inc('reopens_total'),
+      messages: { opened: 'serial port open', failed: 'serial open failed' },
+      logFields: { device: config.id },
+    });
     link.onData((chunk) => this.onChunk(chunk));
     link.onClose(() => this.onLost());
   }
@@ -104,9 +112,9 @@ export class SerialDriver implements DeviceDriver {
   async start(sink: SampleSink): Promise<void> {
     this.sink = sink;
     this.stopped = false;
-    this.stopSignal = new AbortController();
-    await this.openLoop(true);
-    if (!this.link.isOpen()) void this.openLoop();
+    this.reopen.start();
+    await this.reopen.ensure(true);
+    if (!this.link.isOpen()) void this.reopen.ensure();
     for (const tx of this.config.transactions) {
       const run = () => void this.transaction(tx);
       this.timers.push(this.deps.clock.setInterval(run, tx.intervalMs));
@@ -116,7 +124,7 @@ export class SerialDriver implements DeviceDriver {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    this.stopSignal.abort();
+    this.reopen.stop();
     for (const t of this.timers.splice(0)) this.deps.clock.clearInterval(t);
     await this.link.close().catch(() => undefined);
   }
@@ -228,35 +236,7 @@ export class SerialDriver implements DeviceDriver {
     if (this.stopped) return;
     this.deps.logger.warn({ device: this.deviceId }, 'serial port closed; reopening');
     this.emit(this.config.points.map((p) => p.id), bad('not connected'));
-    void this.openLoop();
+    void this.reopen.ensure();
   }
 
-  /**
-   * Opens the port, retrying with backoff until open or stopped (`once`: a single attempt). A loop
-   * started after a failed attempt first waits that attempt's backoff delay.
-   */
-  private openLoop(once = false): Promise<void> {
-    this.opening ??= (async () => {
-      while (!this.stopped && !this.link.isOpen()) {
-        if (this.retryDelay > 0) {
-          await this.deps.clock.sleep(this.retryDelay, this.stopSignal.signal);
-          if (this.stopped) return;
-        }
-        try {
-          await this.link.open();
-          this.backoff.reset();
-          this.retryDelay = 0;
-          this.deps.logger.info({ device: this.deviceId }, 'serial port open');
-        } catch (e) {
-          this.stats.inc('reopens_total');
-          this.retryDelay = this.backoff.next();
-          this.deps.logger.warn({ err: describeCause(e), retryInMs: this.retryDelay }, 'serial open failed');
-          if (once) return;
-        }
-      }
-    })().finally(() => {
-      this.opening = null;
-    });
-    return this.opening;
-  }
 }
