@@ -11,8 +11,15 @@ export function qualityOfError(e: unknown): Quality {
       case 'OUTPOST_E_MODBUS_EXCEPTION':
         return bad(`exception ${String(e.details['exception'])}`);
       case 'OUTPOST_E_MODBUS_NOT_CONNECTED':
+      case 'OUTPOST_E_MODBUS_CONNECT':
       case 'OUTPOST_E_HAL_NOT_CONNECTED':
+      case 'OUTPOST_E_OPCUA_CONNECT':
+      case 'OUTPOST_E_SERIAL_OPEN':
         return bad('not connected');
+      case 'OUTPOST_E_MODBUS_FRAME':
+        return bad('frame error');
+      case 'OUTPOST_E_OPCUA_UNTRUSTED':
+        return bad('untrusted server');
       case 'OUTPOST_E_OPCUA_STATUS':
         return bad(String(e.details['status'] ?? 'status'));
       default:

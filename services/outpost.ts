@@ -11,6 +11,7 @@ import { provisioningWiring } from './provisioning-wiring.js';
 import { otaCli } from '../ota/cli.js';
 import { otaCommands } from '../ota/command.js';
 import { otaWiring } from './ota-wiring.js';
+import { opcuaCli } from './opcua-cli.js';
 import { registerImageCli } from '../image/cli/image-cli.js';
 
 /** Entry point of the `outpost` command: the only place that wires real implementations. */
@@ -32,7 +33,7 @@ const code = await runCli(process.argv.slice(2), {
   // Readings are time-uncertain until systemd-timesyncd says the clock is synchronised.
   clockSync: (logger) => new ClockSync({ clock: systemClock, logger: logger.child({ component: 'clock-sync' }), marker: process.env['OUTPOST_CLOCK_SYNC_MARKER'] ?? TIMESYNCD_MARKER }),
   // One line per area: `outpost <area> …` command groups.
-  cliExtensions: [provisioningCli(provisioningWiring()), otaCli(otaWiring()), uplinkCli, registerImageCli],
+  cliExtensions: [provisioningCli(provisioningWiring()), otaCli(otaWiring()), uplinkCli, opcuaCli, registerImageCli],
   // One line per area: command handlers (e.g. ota.install) registered on the runtime.
   commandRegistrations: [otaCommands({ clock: systemClock, ...otaWiring() })],
 }, io);

@@ -107,6 +107,23 @@ export const ModbusDevice = Type.Object(
       description: 'Unused registers (or bits ÷ 16) a merged read may bridge between two points.',
     }),
     maxRegistersPerRequest: Type.Integer({ minimum: 1, maximum: 125, default: 125 }),
+    reconnectMaxMs: Type.Integer({
+      minimum: 250,
+      maximum: 600_000,
+      default: 30_000,
+      description: 'Longest wait between two connection attempts (the wait doubles from 250 ms up to this).',
+    }),
+    deadUnit: Type.Object(
+      {
+        afterTimeouts: Type.Integer({ minimum: 1, maximum: 100, default: 3, description: 'Consecutive timed-out requests after which a unit is skipped.' }),
+        skipMs: Type.Integer({ minimum: 100, maximum: 3_600_000, default: 10_000, description: 'How long a dead unit is skipped before one probe request.' }),
+      },
+      {
+        additionalProperties: false,
+        default: {},
+        description: 'A unit that stops answering is skipped for a while (its points report bad timeout) so it cannot stall the other units of its line.',
+      },
+    ),
     points: Type.Array(ModbusPoint, { minItems: 1 }),
   },
   { additionalProperties: false },

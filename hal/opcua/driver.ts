@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { OutpostError, describeCause } from '../../src/errors/outpost-error.js';
+import { OutpostError, describeCause, isOutpostError } from '../../src/errors/outpost-error.js';
 import { Backoff } from '../backoff.js';
 import type { Clock } from '../clock.js';
 import { Counters } from '../counters.js';
@@ -22,14 +22,26 @@ export function qualityOfStatus(status: string): Quality {
 }
 
 /**
- * Acquires one OPC UA server's points: subscriptions first, read polling when configured.
+ * Acquires one OPC UA server's points: subscriptions first, read polling when configured or when
+ * the server refuses subscriptions.
  * Invariants: after any session loss every point is reported bad('not connected') once, the
  * session is reopened with backoff and subscriptions are re-created without a runtime restart;
- * at most one connect loop runs at a time.
+ * at most one connect loop runs at a time; a bad status code from the server maps to a bad
+ * sample with the status name, an Uncertain one to uncertain.
  */
 export class OpcuaDriver implements DeviceDriver {
   readonly deviceId: string;
-  private readonly stats = new Counters(['notifications_total', 'reads_total', 'read_errors_total', 'writes_total', 'write_errors_total', 'reconnects_total']);
+  private readonly stats = new Counters([
+    'notifications_total',
+    'reads_total',
+    'read_errors_total',
+    'writes_total',
+    'write_errors_total',
+    'reconnects_total',
+    'subscribe_fallbacks_total',
+  ]);
+  private polling = false;
+  private stopSignal = new AbortController();
   private readonly byNode = new Map<string, OpcuaPointConfig[]>();
   private readonly points = new Map<string, OpcuaPointConfig>();
   private readonly backoff: Backoff;
@@ -45,7 +57,7 @@ export class OpcuaDriver implements DeviceDriver {
     private readonly deps: OpcuaDriverDeps,
   ) {
     this.deviceId = config.id;
-    this.backoff = new Backoff(500, 30_000, deps.random);
+    this.backoff = new Backoff(500, config.reconnectMaxMs, deps.random);
     for (const p of config.points) {
       this.points.set(p.id, p);
       this.byNode.set(p.nodeId, [...(this.byNode.get(p.nodeId) ?? []), p]);
@@ -56,11 +68,13 @@ export class OpcuaDriver implements DeviceDriver {
   async start(sink: SampleSink): Promise<void> {
     this.sink = sink;
     this.stopped = false;
+    this.stopSignal = new AbortController();
     void this.connectLoop();
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.stopSignal.abort();
     if (this.pollTimer !== null) this.deps.clock.clearInterval(this.pollTimer);
     this.pollTimer = null;
     await this.subscription?.close().catch(() => undefined);
@@ -96,6 +110,12 @@ export class OpcuaDriver implements DeviceDriver {
     void this.connectLoop();
   }
 
+  /** Polling as the fallback when the server refuses subscriptions (or when `mode: poll`). */
+  private startPolling(): Promise<void> {
+    if (this.pollTimer === null) this.pollTimer = this.deps.clock.setInterval(() => void this.poll(), this.config.pollIntervalMs);
+    return this.poll();
+  }
+
   private connectLoop(): Promise<void> {
     this.loop ??= (async () => {
       while (!this.stopped) {
@@ -110,7 +130,7 @@ export class OpcuaDriver implements DeviceDriver {
           const delay = this.backoff.next();
           this.deps.logger.warn({ err: describeCause(e), retryInMs: delay }, 'opc ua session failed');
           await this.port.close().catch(() => undefined);
-          await this.deps.clock.sleep(delay);
+          await this.deps.clock.sleep(delay, this.stopSignal.signal);
         }
       }
     })().finally(() => {
@@ -120,11 +140,7 @@ export class OpcuaDriver implements DeviceDriver {
   }
 
   private async acquire(): Promise<void> {
-    if (this.config.mode === 'poll') {
-      if (this.pollTimer === null) this.pollTimer = this.deps.clock.setInterval(() => void this.poll(), this.config.pollIntervalMs);
-      await this.poll();
-      return;
-    }
+    if (this.config.mode === 'poll' || this.polling) return this.startPolling();
     const items = [...this.byNode.keys()].map((nodeId) => {
       const p = this.byNode.get(nodeId)?.[0] as OpcuaPointConfig;
       return {
@@ -134,10 +150,19 @@ export class OpcuaDriver implements DeviceDriver {
         ...(p.serverDeadband ? { deadband: p.serverDeadband } : {}),
       };
     });
-    this.subscription = await this.port.subscribe(this.config.publishingIntervalMs, items, (nodeId, dv) => {
-      this.stats.inc('notifications_total');
-      this.emitNode(nodeId, dv);
-    });
+    try {
+      this.subscription = await this.port.subscribe(this.config.publishingIntervalMs, items, (nodeId, dv) => {
+        this.stats.inc('notifications_total');
+        this.emitNode(nodeId, dv);
+      });
+    } catch (e) {
+      if (!isOutpostError(e, 'OUTPOST_E_OPCUA_STATUS') || !this.port.isOpen()) throw e;
+      // The server refuses subscriptions (no Subscription service, too many items…): read instead.
+      this.stats.inc('subscribe_fallbacks_total');
+      this.polling = true;
+      this.deps.logger.warn({ device: this.deviceId, err: describeCause(e) }, 'opc ua subscription refused; polling instead');
+      return this.startPolling();
+    }
     this.deps.logger.info({ device: this.deviceId, items: items.length }, 'opc ua subscription created');
   }
 

@@ -67,6 +67,18 @@ export const OpcuaDevice = Type.Object(
     publishingIntervalMs: Type.Integer({ minimum: 50, maximum: 3_600_000, default: 1000 }),
     samplingIntervalMs: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 500 }),
     pollIntervalMs: Type.Integer({ minimum: 50, maximum: 86_400_000, default: 1000 }),
+    reconnectMaxMs: Type.Integer({
+      minimum: 500,
+      maximum: 600_000,
+      default: 30_000,
+      description: 'Longest wait between two connection attempts (the wait doubles from 500 ms up to this).',
+    }),
+    maxMonitoredItemsPerCall: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 500,
+      description: 'Monitored items created per call; the server\'s own MaxMonitoredItemsPerCall, when it has one, lowers it.',
+    }),
     points: Type.Array(OpcuaPoint, { minItems: 1 }),
   },
   { additionalProperties: false },

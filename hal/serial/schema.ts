@@ -11,7 +11,13 @@ export const SerialPoint = Type.Object(
     group: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 32, description: 'Capture group of `match` holding the value (instead of `field`).' }),
     ),
-    type: Type.Union([Type.Literal('number'), Type.Literal('string'), Type.Literal('boolean')], { default: 'number' }),
+    type: Type.Union([Type.Literal('number'), Type.Literal('integer'), Type.Literal('string'), Type.Literal('boolean')], {
+      default: 'number',
+      description: '`integer` accepts decimal or 0x-prefixed hex and rejects fractions; `boolean` accepts 1/0, true/false, on/off, yes/no, A/V.',
+    }),
+    transaction: Type.Optional(
+      Type.String({ description: 'Id of the transaction whose response carries this point; it reports bad(timeout) when the response does not come.' }),
+    ),
     ...PointReporting,
   },
   { additionalProperties: false },
@@ -61,6 +67,19 @@ export const SerialConnection = TaggedUnion('type', [
   ),
 ]);
 
+export const SerialTransaction = Type.Object(
+  {
+    id: Id,
+    send: Type.String({ minLength: 1, description: 'Request bytes sent to the device (latin1; YAML escapes such as "\\r\\n" apply).' }),
+    expect: Type.Optional(
+      Type.String({ minLength: 1, description: 'Regular expression the response frame must match; other frames meanwhile are handled as unsolicited.' }),
+    ),
+    intervalMs: Type.Integer({ minimum: 10, maximum: 86_400_000, default: 1000, description: 'How often the request is sent.' }),
+    timeoutMs: Type.Integer({ minimum: 10, maximum: 60_000, default: 1000, description: 'How long to wait for the response frame.' }),
+  },
+  { additionalProperties: false, description: 'A request/response exchange; one is outstanding on a port at a time.' },
+);
+
 export const SerialDevice = Type.Object(
   {
     id: Id,
@@ -73,11 +92,22 @@ export const SerialDevice = Type.Object(
       default: 'none',
       description: '`nmea`: frames must end in `*hh` with the XOR of the bytes between `$` and `*`; others are counted and dropped.',
     }),
+    reopenMaxMs: Type.Integer({
+      minimum: 500,
+      maximum: 600_000,
+      default: 30_000,
+      description: 'Longest wait between two attempts to reopen a vanished port (the wait doubles from 500 ms up to this).',
+    }),
+    transactions: Type.Array(SerialTransaction, {
+      default: [],
+      description: 'Polled request/response exchanges (for devices that only answer when asked).',
+    }),
     points: Type.Array(SerialPoint, { minItems: 1 }),
   },
   { additionalProperties: false },
 );
 
+export type SerialTransactionConfig = Static<typeof SerialTransaction>;
 export type SerialPointConfig = Static<typeof SerialPoint>;
 export type SerialFramingConfig = Static<typeof SerialFraming>;
 export type SerialDeviceConfig = Static<typeof SerialDevice>;

@@ -1,3 +1,4 @@
+import { OutpostError } from '../../src/errors/outpost-error.js';
 import type { Clock } from '../clock.js';
 import { SimSignal, seededRandom } from '../sim-signal.js';
 import { nmeaChecksum } from './framer.js';
@@ -19,7 +20,8 @@ function ddmmyy(t: number): string {
  * A simulated GPS receiver on a serial line: every interval it sends a GGA and an RMC sentence
  * (CR LF terminated, NMEA checksums), with a slowly wandering position, altitude and speed.
  * Invariants: emits only while open; every `corruptEvery`-th sentence carries a wrong checksum;
- * bytes written to it are recorded in `received` (a GPS ignores them).
+ * bytes written to it while open are recorded in `received` (a GPS ignores them); writing while
+ * closed fails with OUTPOST_E_SERIAL_WRITE, as a real port does.
  */
 export class SimGpsLink implements SerialLink {
   private isOpenNow = false;
@@ -70,6 +72,7 @@ export class SimGpsLink implements SerialLink {
   }
 
   async write(data: Buffer): Promise<void> {
+    if (!this.isOpenNow) throw new OutpostError('OUTPOST_E_SERIAL_WRITE', 'serial port is not open', { details: { path: 'sim' } });
     this.received.push(Buffer.from(data));
   }
 

@@ -33,7 +33,8 @@ export function indexPoints(config: OutpostConfig): Map<string, PointInfo> {
       } else if (d.kind === 'opcua') {
         writable = d.points[pi]?.writable ?? false;
       } else if (d.kind === 'serial') {
-        valueType = d.points[pi]?.type ?? 'number';
+        const t = d.points[pi]?.type ?? 'number';
+        valueType = t === 'integer' ? 'number' : t;
       }
       if (!points.has(p.id)) points.set(p.id, { path: `devices[${di}].points[${pi}]`, device: d.id, kind: d.kind, writable, valueType });
     });
@@ -108,6 +109,12 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
         if (p.direction === 'in' && p.writable) add(`${pp}.writable`, 'an input cannot be writable');
       });
     }
+    if (d.kind === 'opcua' && d.connection.type === 'opcua') {
+      const c = d.connection;
+      if ((c.securityMode === 'None') !== (c.securityPolicy === 'None')) {
+        add(`${dpath}.connection`, `securityMode ${c.securityMode} needs ${c.securityMode === 'None' ? 'securityPolicy None' : 'a securityPolicy other than None'}`);
+      }
+    }
     if (d.kind === 'serial') {
       if (d.connection.type === 'serial') own(d.connection.path, `${dpath}.connection.path`);
       if (d.framing?.type === 'regex') {
@@ -119,6 +126,13 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
         const r = regexProblem(p.match);
         if (r) add(`${pp}.match`, r);
         if (p.field !== undefined && p.group !== undefined) add(pp, "use either 'field' or 'group', not both");
+        if (p.transaction !== undefined && !d.transactions.some((t) => t.id === p.transaction)) add(`${pp}.transaction`, `no transaction '${p.transaction}' on this device`);
+      });
+      d.transactions.forEach((t, ti) => {
+        if (t.expect !== undefined) {
+          const r = regexProblem(t.expect);
+          if (r) add(`${dpath}.transactions[${ti}].expect`, r);
+        }
       });
     }
   });

@@ -6,6 +6,7 @@ import { IMAGE_CODES } from './codes-image.js';
 import { TPM_CODES } from './codes-tpm.js';
 import { OTA_CODES } from './codes-ota.js';
 import { UPLINK_CODES } from './codes-uplink.js';
+import { DRIVER_CODES } from './codes-drivers.js';
 
 /** Shape of one catalog entry: what the code means, and whether it reports bad input (CLI exit code 2). */
 export interface ErrorSpec {
@@ -27,6 +28,7 @@ export const ERROR_CATALOG = {
   ...TPM_CODES,
   ...OTA_CODES,
   ...UPLINK_CODES,
+  ...DRIVER_CODES,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -35,7 +35,7 @@ function coerce(value: PointValue, type: PointInfo['valueType'], point: string):
 
 /** Creates the driver of a configured device (wired by services/: real transports or simulators). */
 export interface DriverFactory {
-  create(device: DeviceConfig, deps: { clock: Clock; logger: Logger }): Promise<DeviceDriver>;
+  create(device: DeviceConfig, deps: { clock: Clock; logger: Logger; dataDir?: string }): Promise<DeviceDriver>;
 }
 
 /** Creates the upstream for `upstream.type`; the runtime handles `file` itself. */
@@ -154,7 +154,11 @@ export class Runtime {
       const enabled = config.devices.filter((x) => x.enabled);
       const created: Array<{ id: string; driver: DeviceDriver; start: () => void; failed: (e: unknown) => void }> = [];
       for (const d of enabled) {
-        const driver = await deps.drivers.create(d, { clock: deps.clock, logger: deps.logger.child({ component: 'driver', device: d.id, kind: d.kind }) });
+        const driver = await deps.drivers.create(d, {
+          clock: deps.clock,
+          logger: deps.logger.child({ component: 'driver', device: d.id, kind: d.kind }),
+          dataDir: config.gateway.dataDir,
+        });
         let start!: () => void;
         let failed!: (e: unknown) => void;
         const ready = new Promise<void>((resolve, reject) => {
