@@ -111,6 +111,43 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
       }),
     );
 
+    common(
+      ota
+        .command('agent')
+        .description('serve ota.install/ota.status to the unprivileged runtime on a unix socket (root; outpost-ota-agent.socket)')
+        .option('--listen <path>', 'socket path when not started by systemd (default: ota.fleet.agentSocket)')
+        .option('--idle-exit-sec <n>', 'exit after this many seconds without requests (default 60 when socket-activated, else never)'),
+    ).action(
+      act(async (o: Common & { listen?: string; idleExitSec?: string }) => {
+        if (o.idleExitSec !== undefined && !(/^\d+$/.test(o.idleExitSec) && Number(o.idleExitSec) >= 5)) throw usage('--idle-exit-sec needs a whole number of seconds, at least 5');
+        const file = o.config ?? io.env['OUTPOST_CONFIG'] ?? DEFAULT_CONFIG;
+        const [{ loadOtaConfig }, { runOtaAgent }] = await Promise.all([import('./config.js'), import('./agent/run.js')]);
+        const loaded = await loadOtaConfig(file);
+        const logger = await createLogger({ level: o.logLevel ?? 'warn', pretty: false, destination: pino.destination({ fd: 2, sync: true }) });
+        const ctl = new AbortController();
+        const stop = () => ctl.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        try {
+          await runOtaAgent({
+            loaded,
+            logger: logger.child({ component: 'ota-agent' }),
+            clock: systemClock,
+            fetch: io.fetch,
+            wiring: options,
+            env: io.env,
+            ...(o.listen ? { listen: o.listen } : {}),
+            ...(o.idleExitSec !== undefined ? { idleExitSec: Number(o.idleExitSec) } : {}),
+            signal: ctl.signal,
+          });
+        } finally {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        }
+        return 0;
+      }),
+    );
+
     common(ota.command('resume').description('continue an interrupted or deferred update').option('--reboot', 'reboot into the new slot when installed').option('--json', 'print JSON')).action(
       act(async (o: Common & { reboot?: boolean; json?: boolean }) => {
         const sys = await load(o);

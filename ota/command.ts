@@ -1,10 +1,9 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '../hal/clock.js';
-import type { CommandHandler } from '../src/commands/command.js';
+import type { CommandHandler, CommandRegistry } from '../src/commands/command.js';
 import type { LoadedConfig } from '../src/config/load.js';
 import { OutpostError, isOutpostError } from '../src/errors/outpost-error.js';
-import type { Runtime } from '../src/runtime/runtime.js';
 import type { OtaSystem, OtaWiring } from './system.js';
 
 export interface OtaInstallParams {
@@ -35,14 +34,14 @@ export function parseInstallParams(p: unknown): OtaInstallParams {
 }
 
 /**
- * Fleet-side OTA commands on the runtime: `ota.install` {url, sha256, version} installs and reports
+ * Fleet-side OTA commands run by this process (the runtime with `ota.fleet.via: in-process`, or the OTA agent): `ota.install` {url, sha256, version} installs and reports
  * progress (download, verify, install percentages and state names), then schedules the reboot into
  * the trial after replying; `ota.status` answers slots, boot state and the last update's outcome
  * (committed or rolled back after the reboot). Invariants: one install at a time per process; the
  * updater (and pkijs) is loaded on the first command only; a held update lock makes the install wait
  * (reporting `deferred`) up to `ota.fleet.maxDeferSec`.
  */
-export function otaCommands(wiring: OtaWiring & { clock: Clock; fetch?: typeof fetch }): (runtime: Runtime, logger: Logger, loaded: LoadedConfig) => void {
+export function otaCommandsInProcess(wiring: OtaWiring & { clock: Clock; fetch?: typeof fetch }, hooks: { onInstallEnd?: () => void } = {}): (target: { commands: CommandRegistry }, logger: Logger, loaded: Pick<LoadedConfig, 'config' | 'files'>) => void {
   return (runtime, logger, { config, files }) => {
     const ota = config.ota;
     if (!ota) return;
@@ -90,6 +89,7 @@ export function otaCommands(wiring: OtaWiring & { clock: Clock; fetch?: typeof f
           return { state: rec.state, version: rec.bundle?.version ?? null, target: rec.target, rebootScheduled: reboot };
         } finally {
           busy = false;
+          hooks.onInstallEnd?.();
         }
       },
     };

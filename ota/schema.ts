@@ -135,6 +135,13 @@ export const OtaConfig = Type.Object(
       {
         rebootAfterInstall: Type.Boolean({ default: true, description: 'An `ota.install` request reboots into the trial once installed.' }),
         maxDeferSec: Type.Integer({ minimum: 0, maximum: 7 * 86_400, default: 86_400, description: 'How long an `ota.install` waits for the update lock.' }),
+        via: Type.Union([Type.Literal('in-process'), Type.Literal('agent')], {
+          default: 'in-process',
+          description:
+            'Who runs fleet `ota.install`/`ota.status`: `in-process` (the runtime itself, which then needs write access to the slots and the boot environment) or `agent` (the root OTA agent, `outpost ota agent`, reached on `agentSocket`; the runtime stays unprivileged).',
+        }),
+        agentSocket: Type.String({ minLength: 1, default: '/run/outpost-ota.sock', description: "The OTA agent's unix socket (services/outpost-ota-agent.socket)." }),
+        reportOutcome: Type.Boolean({ default: true, description: 'Publish how each update ended (`ota.committed`, `ota.rolled-back`) once upstream as a system event.' }),
       },
       { additionalProperties: false, default: {} },
     ),

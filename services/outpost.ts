@@ -9,7 +9,7 @@ import { DriverRegistry } from './driver-registry.js';
 import { provisioningCli } from '../provisioning/cli.js';
 import { provisioningWiring } from './provisioning-wiring.js';
 import { otaCli } from '../ota/cli.js';
-import { otaCommands } from '../ota/command.js';
+import { otaCommands } from '../ota/fleet.js';
 import { otaWiring } from './ota-wiring.js';
 import { opcuaCli } from './opcua-cli.js';
 import { registerImageCli } from '../image/cli/image-cli.js';

@@ -39,5 +39,10 @@ export const OTA_CODES = {
   OUTPOST_E_OTA_LOOP: { area: 'ota', summary: 'The loop breaker stopped an update that was resumed or transitioned too many times.', input: false },
   OUTPOST_E_OTA_UNHEALTHY: { area: 'ota', summary: 'mark-good found the trial boot unhealthy (runtime /healthz, uplink or trial-boot hook); the slot is not committed.', input: false },
   OUTPOST_E_OTA_SECURITY_VERSION: { area: 'ota', summary: 'The anti-rollback security version store could not be read or advanced.', input: false },
+  OUTPOST_E_OTA_AGENT: {
+    area: 'ota',
+    summary: 'The OTA agent (`outpost ota agent`, root) could not be reached on `ota.fleet.agentSocket`, broke the connection, or answered outside its protocol.',
+    input: false,
+  },
   OUTPOST_E_OTA_BUILD: { area: 'ota', summary: 'Building a bundle failed (missing image, bad key or certificate, mksquashfs error).', input: true },
 } as const;

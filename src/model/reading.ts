@@ -35,7 +35,24 @@ export interface RuleEvent {
   readonly latencyMs: number;
 }
 
-/** What flows through routes: a reading or a rule event, with the route source path it is matched against. */
+/**
+ * Something the gateway itself reports upstream once (e.g. `ota.rolled-back`), outside routes: sent
+ * on the reserved upstream route SYSTEM_ROUTE and published on the local broker under `system/<event>`.
+ */
+export interface SystemEvent {
+  /** Dotted name, e.g. `ota.committed`. */
+  readonly event: string;
+  /** ms since the Unix epoch. */
+  readonly time: number;
+  readonly bootId: string;
+  readonly data: Readonly<Record<string, unknown>>;
+}
+
+/** The upstream route of system events; route ids in the configuration cannot start with `$`. */
+export const SYSTEM_ROUTE = '$system';
+
+/** What flows through routes (readings, rule events) and upstream (also system events), with its source path. */
 export type Message =
   | { readonly kind: 'reading'; readonly source: string; readonly body: Reading }
-  | { readonly kind: 'event'; readonly source: string; readonly body: RuleEvent };
+  | { readonly kind: 'event'; readonly source: string; readonly body: RuleEvent }
+  | { readonly kind: 'system'; readonly source: string; readonly body: SystemEvent };

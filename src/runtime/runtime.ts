@@ -12,7 +12,7 @@ import { indexPoints, type PointInfo } from '../config/semantic.js';
 import { OutpostError, describeCause } from '../errors/outpost-error.js';
 import { HealthMonitor, type HealthCheck } from '../health/health-monitor.js';
 import type { SystemProbe } from '../health/system-probe.js';
-import type { Message } from '../model/reading.js';
+import { SYSTEM_ROUTE, type Message } from '../model/reading.js';
 import { Pipeline, type PointSnapshot } from '../pipeline/pipeline.js';
 import { unapplyScale } from '../pipeline/processors.js';
 import { Router } from '../router/router.js';
@@ -84,6 +84,8 @@ export class Runtime {
   /** When a refusal was last logged, and how many since: a full store refuses every reading, the log gets one line per 10 s. */
   private refusalLog = { at: -Infinity, since: 0 };
   private started = false;
+  private readonly startedListeners: Array<() => void> = [];
+  private readonly stoppingListeners: Array<() => void> = [];
   private stopping: Promise<void> | null = null;
 
   constructor(
@@ -182,6 +184,13 @@ export class Runtime {
       );
       this.started = true;
       log.info({ bootId: this.bootId, devices: this.drivers.size, api: apiAt, broker: brokerAt }, 'runtime started');
+      for (const f of this.startedListeners.splice(0)) {
+        try {
+          f();
+        } catch (e) {
+          log.error({ err: describeCause(e) }, 'start listener failed');
+        }
+      }
       return { api: apiAt, broker: brokerAt };
     } catch (e) {
       log.error({ err: describeCause(e) }, 'runtime start failed; stopping what started');
@@ -190,10 +199,42 @@ export class Runtime {
     }
   }
 
+  /** Calls `f` once the runtime has started (at once if it has); areas use it to begin work that needs the upstream. */
+  onStarted(f: () => void): void {
+    if (this.started) queueMicrotask(f);
+    else this.startedListeners.push(f);
+  }
+
+  /** Calls `f` when stop begins (areas cancel their timers there). */
+  onStopping(f: () => void): void {
+    this.stoppingListeners.push(f);
+  }
+
+  /**
+   * Reports a system event (e.g. `ota.rolled-back`) upstream on the reserved route `$system` (priority 0,
+   * kept 7 days) and on the local broker under `system/<event>`. Resolves once the upstream durably
+   * accepted it; rejects (OUTPOST_E_UPSTREAM_CLOSED) before start or after stop.
+   */
+  async reportSystemEvent(event: string, data: Record<string, unknown>): Promise<void> {
+    const up = this.upstream;
+    if (!this.started || !up || this.stopping) throw new OutpostError('OUTPOST_E_UPSTREAM_CLOSED', 'upstream is not running', { details: { event } });
+    const message: Message = { kind: 'system', source: `/system/${event}`, body: { event, time: this.deps.clock.now(), bootId: this.bootId, data } };
+    const b = this.config.broker;
+    if (this.broker) void this.broker.publish(`${b.topicPrefix}/system/${event}`, JSON.stringify(message.body), false).catch(() => undefined);
+    await up.enqueue({ route: SYSTEM_ROUTE, priority: 0, ttlSeconds: 7 * 86_400, enqueuedAt: this.deps.clock.now(), message });
+  }
+
   /** Stops everything: drivers first (safe states applied), then pipeline, API, broker, upstream. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       const log = this.deps.logger.child({ component: 'runtime' });
+      for (const f of this.stoppingListeners.splice(0)) {
+        try {
+          f();
+        } catch (e) {
+          log.error({ err: describeCause(e) }, 'stop listener failed');
+        }
+      }
       for (const { driver } of this.drivers.values()) {
         await driver.stop().catch((e: unknown) => log.error({ err: describeCause(e), device: driver.deviceId }, 'driver stop failed'));
       }

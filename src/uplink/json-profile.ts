@@ -1,5 +1,6 @@
 import { gzipSync } from 'node:zlib';
 import type { IPublishPacket } from 'mqtt';
+import { SYSTEM_ROUTE } from '../model/reading.js';
 import type { Taken } from '../store/durable-store.js';
 import type { CommandReply } from './commands.js';
 import { batchJson, replyPayload, type OutMessage, type PayloadProfile, type ProfileSession } from './profile.js';
@@ -17,7 +18,7 @@ export interface JsonProfileOptions {
 
 /**
  * Plain JSON profile. Topics under `<prefix>/<gateway>/`:
- * `data/<route>` (batches), `status` (retained online/offline, offline is the Will),
+ * `data/<route>` (batches), `system` (system events, e.g. ota.rolled-back), `status` (retained online/offline, offline is the Will),
  * `cmd/req` (commands in) and `cmd/res` (replies, unless the MQTT 5 Response Topic says otherwise).
  * Invariant: every batch payload is one JSON document `{v, gateway, bootId, route, priority, sentAt, records[]}`.
  */
@@ -56,7 +57,7 @@ export class JsonProfile implements PayloadProfile {
     // No MQTT 5 properties on plain batches: encoding them costs more than the rest of the publish
     // (measured by bench:uplink); the payload is always JSON. gzip is signalled by a user property.
     const properties = this.protocolVersion === 5 && gz ? { userProperties: { 'content-encoding': 'gzip' } } : undefined;
-    return [{ topic: `${this.base}/data/${route}`, payload, ...(properties ? { properties } : {}) }];
+    return [{ topic: route === SYSTEM_ROUTE ? `${this.base}/system` : `${this.base}/data/${route}`, payload, ...(properties ? { properties } : {}) }];
   }
 
   async onMessage(topic: string, payload: Buffer, packet: IPublishPacket, session: ProfileSession): Promise<void> {

@@ -131,6 +131,12 @@ export class SparkplugProfile implements PayloadProfile {
         known.set(r.point, metric);
         this.devices.set(r.device, known);
         byDevice.set(r.device, [...(byDevice.get(r.device) ?? []), metric]);
+      } else if (m.kind === 'system') {
+        // A system event (e.g. ota.rolled-back) is a node metric holding the event as JSON.
+        const e = m.body;
+        const metric: Metric = { name: `System/${e.event}`, type: 'String', value: JSON.stringify(e.data), timestamp: e.time };
+        this.nodeMetrics.set(metric.name, metric);
+        nodeData.push(metric);
       } else {
         const e = m.body;
         const metric: Metric = { name: `Rules/${e.rule}/state`, type: 'String', value: e.state, timestamp: e.time };

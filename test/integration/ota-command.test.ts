@@ -4,10 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
-import { otaCommands } from '../../ota/command.js';
+import { otaCommandsInProcess } from '../../ota/command.js';
 import { loadOtaConfig } from '../../ota/config.js';
 import { CommandRegistry } from '../../src/commands/command.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import { silentLogger } from '../helpers/logger.js';
 import { waitFor } from '../helpers/net.js';
@@ -35,8 +34,8 @@ afterAll(async () => {
 async function registry(rig: Rig): Promise<CommandRegistry> {
   const loaded = await loadOtaConfig(rig.configFile);
   const commands = new CommandRegistry();
-  const config = { ota: loaded.ota, gateway: { dataDir: loaded.dataDir } } as unknown as Parameters<ReturnType<typeof otaCommands>>[2]['config'];
-  otaCommands({ clock: systemClock })({ commands } as unknown as Runtime, silentLogger(), { config, files: [rig.configFile] });
+  const config = { ota: loaded.ota, gateway: { dataDir: loaded.dataDir } } as unknown as Parameters<ReturnType<typeof otaCommandsInProcess>>[2]['config'];
+  otaCommandsInProcess({ clock: systemClock })({ commands }, silentLogger(), { config, files: [rig.configFile] });
   return commands;
 }
 

@@ -43,3 +43,35 @@ describe.each([
     expect(d.get('Unit.After')?.join(' ')).toMatch(unit.includes('mark-good') ? /outpost\.service/ : /outpost-ota-mark-good\.service/);
   });
 });
+
+describe('services/outpost-ota-agent.socket and .service', () => {
+  const socket = directives(readFileSync(join(SERVICES, 'outpost-ota-agent.socket'), 'utf8'));
+  const service = directives(readFileSync(join(SERVICES, 'outpost-ota-agent.service'), 'utf8'));
+
+  it('pass systemd-analyze verify', () => {
+    const r = spawnSync('systemd-analyze', ['verify', '--man=no', '--recursive-errors=no', join(SERVICES, 'outpost-ota-agent.socket'), join(SERVICES, 'outpost-ota-agent.service')], {
+      encoding: 'utf8',
+      env: { ...process.env, SYSTEMD_COLORS: '0' },
+    });
+    // The group `outpost` exists on the image, not necessarily here.
+    expect(r.stderr.split('\n').filter((l) => l !== '' && !/group.*outpost|outpost.*group/i.test(l))).toEqual([]);
+  });
+
+  it('only root and the runtime (group outpost) reach the socket at the path the config defaults to', () => {
+    expect(socket.get('Socket.ListenStream')).toEqual(['/run/outpost-ota.sock']);
+    expect(socket.get('Socket.SocketGroup')).toEqual(['outpost']);
+    expect(socket.get('Socket.SocketMode')).toEqual(['0660']);
+    expect(socket.get('Install.WantedBy')).toEqual(['sockets.target']);
+  });
+
+  it('the agent runs as root, started by its socket only, and never chowns the state directory', () => {
+    expect(service.get('Service.User')).toBeUndefined();
+    expect(service.get('Service.ExecStart')?.[0]).toContain('outpost.js ota agent --config /etc/outpost/config.yaml');
+    expect(service.get('Install.WantedBy')).toBeUndefined();
+    expect(service.get('Unit.Requires')).toEqual(['outpost-ota-agent.socket']);
+  });
+});
+
+it.each(['outpost-ota-mark-good.service', 'outpost-ota-resume.service', 'outpost-ota-agent.service'])('%s (root) has no StateDirectory= that would chown the runtime data to root', (unit) => {
+  expect(directives(readFileSync(join(SERVICES, unit), 'utf8')).get('Service.StateDirectory')).toBeUndefined();
+});

@@ -232,4 +232,20 @@ describe('runtime on simulated devices', () => {
     expect(lines.find((x) => x.kind === 'event')).toMatchObject({ gateway: 'it-gw', route: 'events', priority: 0 });
     expect(lines.find((x) => x.kind === 'reading')).toMatchObject({ route: 'telemetry', priority: 5, body: { quality: 'good' } });
   });
+
+  it('reports a system event upstream (route $system, priority 0) once accepted, and on the local broker', async () => {
+    const stopped = new Runtime(config(dir), { clock: systemClock, logger: logs.logger, drivers: new DriverRegistry(), systemProbe: new SiSystemProbe(['/']), version: '0' });
+    await expect(stopped.reportSystemEvent('ota.committed', {})).rejects.toMatchObject({ code: 'OUTPOST_E_UPSTREAM_CLOSED' });
+    await runtime.reportSystemEvent('ota.rolled-back', { updateId: 'u1', version: '2.0.0' });
+    // Resolved: the record is in the outbox already, no waiting.
+    const lines = (await readFile(path.join(dir, 'upstream', 'outbox.ndjson'), 'utf8')).split('\n').filter(Boolean).map((x) => JSON.parse(x));
+    expect(lines.find((x) => x.kind === 'system')).toMatchObject({
+      gateway: 'it-gw',
+      route: '$system',
+      priority: 0,
+      body: { event: 'ota.rolled-back', bootId: runtime.bootId, data: { updateId: 'u1', version: '2.0.0' } },
+    });
+    const local = await waitFor(() => received.find((m) => m.topic === 'outpost/system/ota.rolled-back'), 5_000);
+    expect(local.body).toMatchObject({ event: 'ota.rolled-back', data: { updateId: 'u1' } });
+  });
 });

@@ -281,6 +281,22 @@ describe('MQTT uplink against mosquitto', () => {
     expect(JSON.parse(hub.messages.find((m) => m.topic === '$iothub/methods/res/200/?$rid=7')?.payload.toString() ?? '{}')).toEqual({ ok: { point: 'valve', value: 2 } });
   }, 60_000);
 
+  it('sends system events (route $system) on <prefix>/<gateway>/system, ahead of data', async () => {
+    const dir = tmp();
+    const broker = await new TestBroker({ dir: path.join(dir, 'broker') }).start();
+    cleanups.push(() => broker.stop());
+    const sub = await subscriber(broker.url(), ['outpost/gw1/#']);
+    const { uplink } = await buildUplink({ type: 'mqtt', url: broker.url(), store: { fsyncIntervalMs: 10 }, batch: { maxLatencyMs: 10 } }, { dataDir: path.join(dir, 'data'), logger: silentLogger() });
+    await started(uplink);
+    const body = { event: 'ota.rolled-back', time: 1, bootId: 'b1', data: { updateId: 'u1', state: 'rolled-back' } };
+    await uplink.enqueue({ route: '$system', priority: 0, ttlSeconds: 60, enqueuedAt: Date.now(), message: { kind: 'system', source: '/system/ota.rolled-back', body } });
+    const m = await waitFor(() => sub.messages.find((x) => x.topic === 'outpost/gw1/system'), 10_000);
+    const batch = JSON.parse(m.payload.toString()) as JsonBatch;
+    expect(batch).toMatchObject({ route: '$system', priority: 0 });
+    expect(batch.records[0]?.message).toEqual({ kind: 'system', source: '/system/ota.rolled-back', body });
+    expect(sub.messages.some((x) => x.topic.startsWith('outpost/gw1/data/'))).toBe(false);
+  }, 30_000);
+
   it('gzips batches when asked and says so in a user property', async () => {
     const dir = tmp();
     const broker = await new TestBroker({ dir: path.join(dir, 'broker') }).start();
