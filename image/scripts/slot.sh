@@ -14,15 +14,21 @@ while IFS= read -r d; do
 done < <(find "$W/root" -depth -type d -path '*/work/repo' -empty)
 cp -a "$APP/." "$W/root/opt/outpost/"
 mkdir -p "$W/root/opt/outpost/services" && cp "$REPO_ROOT/services/README.md" "$W/root/opt/outpost/services/README.md"
-# The OTA updater's units (mark-good on every boot, resume after a power cut) and its configuration.
-for u in outpost-ota-mark-good.service outpost-ota-resume.service; do
+# The OTA updater's units (mark-good on every boot, resume after a power cut, the root agent that runs fleet
+# installs for the unprivileged runtime, started by its socket) and its configuration.
+mkdir -p "$W/root/etc/systemd/system/sockets.target.wants"
+for u in outpost-ota-mark-good.service outpost-ota-resume.service outpost-ota-agent.service outpost-ota-agent.socket; do
   install -m 0644 "$REPO_ROOT/services/$u" "$W/root/usr/lib/systemd/system/$u"
+done
+for u in outpost-ota-mark-good.service outpost-ota-resume.service; do
   ln -sfn "/usr/lib/systemd/system/$u" "$W/root/etc/systemd/system/multi-user.target.wants/$u"
 done
+ln -sfn /usr/lib/systemd/system/outpost-ota-agent.socket "$W/root/etc/systemd/system/sockets.target.wants/outpost-ota-agent.socket"
 grep -q '^ota:' "$W/root/etc/outpost/config.yaml" || cat "$IMAGE_DIR/ota/$TARGET.yaml" >> "$W/root/etc/outpost/config.yaml"
 touch -h -d "@$SOURCE_DATE_EPOCH" "$W/root/etc/outpost/config.yaml" "$W/root/etc/systemd/system/multi-user.target.wants" \
   "$W/root/etc/systemd/system/multi-user.target.wants"/outpost-ota-* "$W/root/usr/lib/systemd/system"/outpost-ota-* \
-  "$W/root/usr/lib/systemd/system" "$W/root/etc/outpost"
+  "$W/root/etc/systemd/system/sockets.target.wants" "$W/root/etc/systemd/system/sockets.target.wants"/outpost-ota-* \
+  "$W/root/usr/lib/systemd/system" "$W/root/etc/outpost" "$W/root/etc/systemd/system"
 chown -R 0:0 "$W/root/opt/outpost"
 find "$W/root/opt/outpost" -print0 | xargs -0r touch -h -d "@$SOURCE_DATE_EPOCH"
 # squashfs-tools refuses SOURCE_DATE_EPOCH together with the explicit time options.

@@ -9,7 +9,7 @@ import { builtDisk, E2E_DIR, GuestLink, HOOK, ScenarioClock, startMosquitto } fr
  * The Raspberry Pi (arm64) image's root file system booted once under qemu-system-aarch64 (-M virt, TCG): the Pi
  * firmware and its tryboot cannot be emulated, so the kernel and initramfs of slot A are started directly with
  * root=PARTLABEL=rootA on the built Pi disk (through a qcow2 overlay). Shows the userspace, the data partition,
- * outpost.service and readings reaching the host broker.
+ * outpost.service and readings reaching the host broker through Outpost's MQTT uplink.
  */
 const W = path.join(E2E_DIR, 'arm64');
 const clock = new ScenarioClock();
@@ -37,9 +37,9 @@ describe('Raspberry Pi arm64 root file system under qemu-system-aarch64', () => 
       const ov = path.join(W, 'pi.qcow2');
       expect(spawnSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', disk, '-F', 'raw', ov, '3G']).status).toBe(0);
       broker = await startMosquitto(W);
-      link = await GuestLink.connect(broker.port);
+      link = await GuestLink.connect(broker.port, 'pi1');
       const cfg = path.join(W, 'test-config.json');
-      writeFileSync(cfg, JSON.stringify({ hostBroker: 'mqtt://10.0.2.100:1883' }));
+      writeFileSync(cfg, JSON.stringify({ hostBroker: 'mqtt://10.0.2.100:1883', gatewayId: 'pi1' }));
       let console_ = '';
       qemu = spawn('timeout', ['1500', 'qemu-system-aarch64', '-M', 'virt', '-cpu', 'cortex-a72', '-accel', 'tcg,thread=single', '-smp', '1', '-m', '1024',
         '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot',

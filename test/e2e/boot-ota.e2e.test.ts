@@ -1,17 +1,21 @@
-import { createReadStream, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/net.js';
 import type { TestProcess } from '../helpers/process.js';
-import { builtDisk, E2E_DIR, GuestLink, HOOK, readGrubenv, ScenarioClock, startMosquitto } from './harness.js';
+import { builtDisk, E2E_DIR, GuestLink, HOOK, readGrubenv, REPO, ScenarioClock, startMosquitto } from './harness.js';
 import { QemuVm } from './qemu-vm.js';
 
 /**
  * End to end, x86-64 under QEMU TCG: the built image boots through OVMF and GRUB's A/B script, Outpost runs,
- * its readings reach a mosquitto on the host, and slots switch and fall back through the grubenv convention.
- * Updates go through Outpost's own updater in the guest (`outpost ota install` from a host HTTP server, the
- * outpost-ota-mark-good unit committing or rolling back, `outpost ota status`), run as root through the test hook.
+ * its own MQTT uplink delivers readings to a mosquitto on the host (the "cloud"), and slots switch and fall back
+ * through the grubenv convention. Fleet updates arrive as `ota.install` commands on the uplink; the unprivileged
+ * runtime hands them to the root OTA agent, which downloads the bundle from a host HTTP server; the
+ * outpost-ota-mark-good unit commits or rolls back, and the gateway reports the outcome upstream. The test hook
+ * (fw_cfg) only writes the site's uplink drop-in and gives the host a shell for checks and the power-cut case.
  */
 const BOOT_MS = 6 * 60_000;
 const W = path.join(E2E_DIR, 'work');
@@ -23,6 +27,9 @@ let http: Server;
 let httpPort: number;
 let squashfs: string;
 let bundle: string;
+let bundleSha: string;
+let bundleVersion: string;
+const GW = 'gw1';
 let throttle = false;
 let served = 0;
 
@@ -68,8 +75,12 @@ beforeAll(async () => {
   const disk = builtDisk();
   squashfs = path.join(path.dirname(disk), 'rootfs.squashfs');
   bundle = readdirSync(path.dirname(path.dirname(disk))).filter((f) => f.endsWith('.raucb')).map((f) => path.join(path.dirname(path.dirname(disk)), f))[0] as string;
+  bundleSha = createHash('sha256').update(readFileSync(bundle)).digest('hex');
+  const info = spawnSync(process.execPath, [path.join(REPO, 'dist', 'services', 'outpost.js'), 'ota', 'info', bundle, '--keyring', path.join(REPO, 'image', 'keys', 'ca.cert.pem'), '--json'], { encoding: 'utf8' });
+  expect(info.status, info.stderr).toBe(0);
+  bundleVersion = (JSON.parse(info.stdout) as { manifest: { version: string } }).manifest.version;
   broker = await startMosquitto(W);
-  link = await GuestLink.connect(broker.port);
+  link = await GuestLink.connect(broker.port, GW);
   httpPort = await freePort();
   http = createServer((req, res) => {
     const file = req.url === '/rootfs.squashfs' ? squashfs : req.url === '/bundle.raucb' ? bundle : undefined;
@@ -87,7 +98,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => http.listen(httpPort, '127.0.0.1', r));
   const testConfig = path.join(W, 'test-config.json');
-  writeFileSync(testConfig, JSON.stringify({ hostBroker: 'mqtt://10.0.2.100:1883' }));
+  writeFileSync(testConfig, JSON.stringify({ hostBroker: 'mqtt://10.0.2.100:1883', gatewayId: GW }));
   vm = new QemuVm({
     baseDisk: disk,
     workDir: W,
@@ -115,7 +126,7 @@ afterAll(async () => {
 });
 
 describe('x86-64 image under QEMU (TCG, OVMF, GRUB A/B)', () => {
-  it('1. first boot of slot A: data partition formatted and grown, unit identity, outpost.service up, readings reach the host broker', async () => {
+  it("1. first boot of slot A: data partition formatted and grown, unit identity, outpost.service up, readings reach the host broker through Outpost's uplink", async () => {
     await clock.time('1 boot A, readings at the host', async () => {
       vm.start();
       await vm.waitFor(/OUTPOST-GRUB: booting slot A/, BOOT_MS);
@@ -131,7 +142,8 @@ describe('x86-64 image under QEMU (TCG, OVMF, GRUB A/B)', () => {
       expect(Number(grown.stdout.trim())).toBeGreaterThan(1024 * 1024 * 1024);
       const t0 = Date.now();
       while (link.readings.length < 6 && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 500));
-      const devices = new Set(link.readings.map((r) => r.topic.split('/')[2]));
+      const devices = new Set(link.readings.map((r) => r.device));
+      expect(new Set(link.readings.map((r) => r.route))).toEqual(new Set(['telemetry']));
       expect(link.readings.length).toBeGreaterThanOrEqual(6);
       expect(devices.size).toBeGreaterThanOrEqual(2);
       const ro = await link.exec('touch /usr/x 2>&1; findmnt -no FSTYPE,OPTIONS /');
@@ -140,18 +152,26 @@ describe('x86-64 image under QEMU (TCG, OVMF, GRUB A/B)', () => {
     });
   }, 10 * 60_000);
 
-  it('2. OTA with the updater in the guest: bundle from a host HTTP server, slot B written, trial boot, health passes, committed; a further reboot stays on B', async () => {
-    await clock.time('2 OTA to B, commit, stays on B', async () => {
+  it('2. OTA over MQTT: ota.install on the uplink, the root agent downloads from a host HTTP server and writes slot B, trial boot, health passes, committed and reported upstream; a further reboot stays on B', async () => {
+    await clock.time('2 OTA to B over MQTT, commit, stays on B', async () => {
       const id = link.statuses[0] as { machineId: string };
       const before = await otaStatus();
       expect(before.booted).toBe('A');
       const from = vm.mark();
       const n = link.statuses.length;
-      link.fire(`${OTA} install http://10.0.2.101/bundle.raucb --reboot > /run/ota-install.log 2>&1`);
-      await vm.waitFor(/OUTPOST-GRUB: booting slot B/, 15 * 60_000, from);
+      const events = link.systemEvents.length;
+      await link.command('ota-1', 'ota.install', { url: 'http://10.0.2.101/bundle.raucb', sha256: bundleSha, version: bundleVersion });
+      const done = await link.finalReply('ota-1', 20 * 60_000);
+      expect(done, JSON.stringify(done)).toMatchObject({ status: 'ok', result: { state: 'reboot-pending', version: bundleVersion, target: 'B', rebootScheduled: true } });
+      const mine = link.replies.filter((r) => r.id === 'ota-1');
+      expect(mine[0]?.status).toBe('accepted');
+      expect(new Set(mine.filter((r) => r.status === 'progress').map((r) => r.state))).toEqual(new Set(['downloading', 'verifying', 'installing', 'reboot-pending']));
+      await vm.waitFor(/OUTPOST-GRUB: booting slot B/, 10 * 60_000, from);
       await vm.waitFor(/OUTPOST-BOOT: slot=B .*outpost\.service=active/, BOOT_MS, from);
       expect((await link.nextStatus(n, BOOT_MS)).machineId).toBe(id.machineId);
-      // outpost-ota-mark-good.service commits the trial once /healthz passes.
+      // outpost-ota-mark-good.service commits the trial once /healthz passes; the runtime reports it upstream.
+      const ev = await link.systemEvent('ota.committed', events, 10 * 60_000);
+      expect(ev.data).toMatchObject({ state: 'committed', version: bundleVersion, booted: 'B' });
       const committed = await waitOta((st) => st.update.state === 'committed', 'committed');
       expect(committed.booted).toBe('B');
       expect(committed.primary).toBe('B');
@@ -160,26 +180,31 @@ describe('x86-64 image under QEMU (TCG, OVMF, GRUB A/B)', () => {
       expect(after.slots.find((x) => x.bootname === 'B')?.state).toBe('good');
       const env = await link.exec('grub-editenv /boot/efi/EFI/BOOT/grubenv list');
       expect(env.stdout).toMatch(/ORDER=B A/);
+      // Reported once: the restart after the reboot did not send the outcome again.
+      expect(link.systemEvents.slice(events).filter((e) => e.event === 'ota.committed')).toHaveLength(1);
     });
   }, 30 * 60_000);
 
-  it('3. rollback: an update whose Outpost service fails its health check is never marked good; GRUB returns to the old slot and the updater reports the rollback', async () => {
-    await clock.time('3 health rollback', async () => {
-      // A drop-in on the data partition makes /healthz fail (RSS limit below what Node needs).
-      const w = await link.exec("mkdir -p /var/lib/outpost/config.d && printf 'health:\\n  maxRssMiB: 16\\n' > /var/lib/outpost/config.d/zz-e2e-unhealthy.yaml && chmod 0644 /var/lib/outpost/config.d/zz-e2e-unhealthy.yaml");
+  it('3. rollback: an update whose Outpost service fails its health check is never marked good; GRUB returns to the old slot and the gateway reports the rollback upstream', async () => {
+    await clock.time('3 health rollback, reported upstream', async () => {
+      // The hook makes /healthz fail on slot A only (a drop-in it writes at boot when A is booted).
+      const w = await link.exec('mkdir -p /var/lib/outpost-e2e && echo A > /var/lib/outpost-e2e/unhealthy-slot');
       expect(w.code, w.stderr).toBe(0);
       const from = vm.mark();
-      link.fire(`${OTA} install http://10.0.2.101/bundle.raucb --reboot > /run/ota-install.log 2>&1`);
-      await vm.waitFor(/OUTPOST-GRUB: booting slot A \(ORDER=A B/, 15 * 60_000, from);
+      const events = link.systemEvents.length;
+      await link.command('ota-2', 'ota.install', { url: 'http://10.0.2.101/bundle.raucb', sha256: bundleSha, version: bundleVersion });
+      expect(await link.finalReply('ota-2', 20 * 60_000)).toMatchObject({ status: 'ok', result: { target: 'A', rebootScheduled: true } });
+      await vm.waitFor(/OUTPOST-GRUB: booting slot A \(ORDER=A B/, 10 * 60_000, from);
+      await vm.waitFor(/OUTPOST-E2E: slot A made unhealthy/, BOOT_MS, from);
       // mark-good times out on the unhealthy trial and reboots; GRUB skips the tried slot A and boots B.
       await vm.waitFor(/OUTPOST-GRUB: booting slot B/, 15 * 60_000, from);
-      const n = link.statuses.length;
-      await vm.waitFor(/OUTPOST-BOOT: slot=B /, BOOT_MS, from);
-      await link.nextStatus(n, BOOT_MS);
+      await vm.waitFor(/OUTPOST-BOOT: slot=B .*outpost\.service=active/, BOOT_MS, from);
+      const ev = await link.systemEvent('ota.rolled-back', events, 10 * 60_000);
+      expect(ev.data).toMatchObject({ state: 'rolled-back', booted: 'B', version: bundleVersion });
       const st = await waitOta((x) => x.update.state === 'rolled-back', 'rolled-back');
       expect(st.booted).toBe('B');
       expect(st.slots.find((x) => x.bootname === 'A')?.state).toBe('bad');
-      await link.exec('rm -f /var/lib/outpost/config.d/zz-e2e-unhealthy.yaml; systemctl reset-failed outpost.service; systemctl restart outpost.service');
+      await link.exec('rm -f /var/lib/outpost-e2e/unhealthy-slot');
     });
   }, 40 * 60_000);
 

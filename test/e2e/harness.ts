@@ -37,23 +37,83 @@ export interface GuestStatus {
   bootId: string;
 }
 
-/** The host side of the guest test hook: readings, status announcements and remote commands over MQTT. */
+/** A command reply from the gateway's uplink (`<prefix>/<gateway>/cmd/res`). */
+export interface CommandReply {
+  id: string | null;
+  status: 'accepted' | 'progress' | 'ok' | 'error';
+  state?: string;
+  percent?: number;
+  result?: Record<string, unknown>;
+  error?: { code: string; message: string };
+}
+
+/** A system event the gateway sent upstream (`<prefix>/<gateway>/system`). */
+export interface SystemEventBody {
+  event: string;
+  time: number;
+  bootId: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * The host side: what the gateway's own MQTT uplink sends to the "cloud" broker (readings in data batches,
+ * system events, command replies, status) and the test hook's remote shell and status announcements.
+ */
 export class GuestLink {
-  readonly readings: Array<{ topic: string; at: number }> = [];
+  readonly readings: Array<{ route: string; device: string; point: string; at: number }> = [];
+  readonly systemEvents: SystemEventBody[] = [];
+  readonly replies: CommandReply[] = [];
   readonly statuses: GuestStatus[] = [];
   private readonly results = new Map<string, (r: { code: number; stdout: string; stderr: string }) => void>();
-  private constructor(readonly client: MqttClient) {
+  private constructor(
+    readonly client: MqttClient,
+    readonly gatewayId: string,
+  ) {
+    const base = `outpost/${gatewayId}/`;
     client.on('message', (topic, payload) => {
       if (topic === 'e2e/status') this.statuses.push(JSON.parse(payload.toString()) as GuestStatus);
       else if (topic.startsWith('e2e/result/')) this.results.get(topic.slice('e2e/result/'.length))?.(JSON.parse(payload.toString()));
-      else if (topic.startsWith('e2e/outpost/readings/')) this.readings.push({ topic: topic.slice(4), at: Date.now() });
+      else if (topic.startsWith(`${base}data/`)) {
+        const batch = JSON.parse(payload.toString()) as { route: string; records: Array<{ message: { kind: string; body: { device: string; point: string } } }> };
+        for (const r of batch.records) if (r.message.kind === 'reading') this.readings.push({ route: batch.route, device: r.message.body.device, point: r.message.body.point, at: Date.now() });
+      } else if (topic === `${base}system`) {
+        const batch = JSON.parse(payload.toString()) as { records: Array<{ message: { body: SystemEventBody } }> };
+        for (const r of batch.records) this.systemEvents.push(r.message.body);
+      } else if (topic === `${base}cmd/res`) this.replies.push(JSON.parse(payload.toString()) as CommandReply);
     });
   }
 
-  static async connect(port: number): Promise<GuestLink> {
+  static async connect(port: number, gatewayId: string): Promise<GuestLink> {
     const client = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, { clientId: `e2e-host-${randomUUID().slice(0, 8)}` });
-    await client.subscribeAsync(['e2e/status', 'e2e/result/#', 'e2e/outpost/readings/#'], { qos: 1 });
-    return new GuestLink(client);
+    await client.subscribeAsync(['e2e/status', 'e2e/result/#', `outpost/${gatewayId}/data/#`, `outpost/${gatewayId}/system`, `outpost/${gatewayId}/cmd/res`], { qos: 1 });
+    return new GuestLink(client, gatewayId);
+  }
+
+  /** Sends a command to the gateway's uplink (`cmd/req`); its replies collect in `replies` under `id`. */
+  async command(id: string, name: string, params: unknown): Promise<void> {
+    await this.client.publishAsync(`outpost/${this.gatewayId}/cmd/req`, JSON.stringify({ id, name, params }), { qos: 1 });
+  }
+
+  /** Waits for the final reply (`ok` or `error`) to command `id`. */
+  async finalReply(id: string, timeoutMs: number): Promise<CommandReply> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const r = this.replies.find((x) => x.id === id && (x.status === 'ok' || x.status === 'error'));
+      if (r) return r;
+      if (Date.now() > deadline) throw new Error(`no final reply to command ${id} within ${timeoutMs} ms; got ${JSON.stringify(this.replies.filter((x) => x.id === id))}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+
+  /** Waits for a system event upstream named `event` (after the first `after` events). */
+  async systemEvent(event: string, after: number, timeoutMs: number): Promise<SystemEventBody> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const e = this.systemEvents.slice(after).find((x) => x.event === event);
+      if (e) return e;
+      if (Date.now() > deadline) throw new Error(`no ${event} system event upstream within ${timeoutMs} ms; got ${JSON.stringify(this.systemEvents)}`);
+      await new Promise((res) => setTimeout(res, 500));
+    }
   }
 
   /** Waits for a status announcement newer than `after` statuses (the hook sends one per boot). */
@@ -69,11 +129,6 @@ export class GuestLink {
   /** Runs a shell script in the guest (as root) and returns its result. */
   exec(script: string, timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
     return this.send({ script, timeoutMs }, timeoutMs + 10_000);
-  }
-
-  /** The guest streams url into dest (a block device) and checks sha256. */
-  fetch(url: string, dest: string, sha256: string, timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
-    return this.send({ op: 'fetch', url, dest, sha256 }, timeoutMs);
   }
 
   /** Sends a command without waiting for its answer (reboots, power-cut scenarios). */
