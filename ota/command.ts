@@ -34,12 +34,12 @@ export function parseInstallParams(p: unknown): OtaInstallParams {
 }
 
 /**
- * Fleet-side OTA commands run by this process (the runtime with `ota.fleet.via: in-process`, or the OTA agent): `ota.install` {url, sha256, version} installs and reports
- * progress (download, verify, install percentages and state names), then schedules the reboot into
- * the trial after replying; `ota.status` answers slots, boot state and the last update's outcome
- * (committed or rolled back after the reboot). Invariants: one install at a time per process; the
- * updater (and pkijs) is loaded on the first command only; a held update lock makes the install wait
- * (reporting `deferred`) up to `ota.fleet.maxDeferSec`.
+ * Fleet-side OTA commands run by this process (the runtime with `ota.fleet.via: in-process`, or the OTA
+ * agent): `ota.install` {url, sha256, version} installs and reports progress (download, verify, install
+ * percentages and state names), then schedules the reboot into the trial after replying; `ota.status`
+ * answers slots, boot state and the last update's outcome (committed or rolled back after the reboot).
+ * Invariants: one install at a time per process; the updater (and pkijs) is loaded on the first command
+ * only; a held update lock makes the install wait (reporting `deferred`) up to `ota.fleet.maxDeferSec`.
  */
 export function otaCommandsInProcess(wiring: OtaWiring & { clock: Clock; fetch?: typeof fetch }, hooks: { onInstallEnd?: () => void } = {}): (target: { commands: CommandRegistry }, logger: Logger, loaded: Pick<LoadedConfig, 'config' | 'files'>) => void {
   return (runtime, logger, { config, files }) => {

@@ -7,6 +7,7 @@ import type { VerifiedBundle } from '../bundle/bundle.js';
 import { checkBundlePolicy } from '../bundle/policy.js';
 import { download } from '../install/download.js';
 import { deviceIdentity, deviceSize, sameDevice, writeSlot } from '../install/slot-writer.js';
+import { DriverLock } from './driver-lock.js';
 import { FlowContext, type OtaProgress, type UpdaterDeps } from './engine.js';
 import { PRE_SWITCH, PROGRESS_SPAN, RESTING, type FlowEvent, type FlowState } from './states.js';
 import type { FlowRecord } from './store.js';
@@ -45,10 +46,39 @@ function pct(state: FlowState, fraction: number): number {
  */
 export class Updater {
   private open: { updateId: string; bundle: VerifiedBundle } | null = null;
+  private readonly driver: DriverLock;
+  private driving = 0;
 
-  constructor(private readonly deps: UpdaterDeps) {}
+  constructor(private readonly deps: UpdaterDeps) {
+    this.driver = new DriverLock(path.join(path.dirname(deps.store.file), 'driver.lock'), { bootId: deps.bootId, now: () => deps.clock.now() });
+  }
+
+  /**
+   * Runs `fn` holding the driver lock (re-entrant within this object). When another live process of this
+   * boot drives the update, `held` decides: refuse (install, cancel) or leave it to that process (resume).
+   */
+  private async exclusive<T>(fn: () => Promise<T>, held: (pid: number) => Promise<T>): Promise<T> {
+    if (this.driving > 0) return fn();
+    const got = await this.driver.acquire();
+    if (!got.acquired) return held(got.holder.pid);
+    this.driving++;
+    try {
+      return await fn();
+    } finally {
+      this.driving--;
+      await this.driver.release();
+    }
+  }
+
+  private busy(pid: number): never {
+    throw new OutpostError('OUTPOST_E_OTA_BUSY', `another process (pid ${pid}) is driving the update`, { details: { pid } });
+  }
 
   async install(req: UpdateRequest, o: RunOptions = {}): Promise<FlowRecord> {
+    return this.exclusive(() => this.installLocked(req, o), async (pid) => this.busy(pid));
+  }
+
+  private async installLocked(req: UpdateRequest, o: RunOptions): Promise<FlowRecord> {
     const rec = await this.deps.store.load();
     if (!RESTING.includes(rec.state)) {
       if (PRE_SWITCH.includes(rec.state) && rec.request?.source === req.source) return this.resume(o);
@@ -74,8 +104,22 @@ export class Updater {
     return this.drive(ctx, o);
   }
 
-  /** Continues an interrupted install (after a crash, power cut or deferral). */
+  /**
+   * Continues an interrupted install (after a crash, power cut or deferral). When another process drives
+   * the update right now (e.g. the OTA agent started it while this boot's resume unit was starting), there is
+   * nothing to resume: the current record is returned untouched.
+   */
   async resume(o: RunOptions = {}): Promise<FlowRecord> {
+    return this.exclusive(
+      () => this.resumeLocked(o),
+      async (pid) => {
+        this.deps.logger.info({ pid }, 'ota resume: another process drives the update; nothing to do');
+        return this.deps.store.load();
+      },
+    );
+  }
+
+  private async resumeLocked(o: RunOptions): Promise<FlowRecord> {
     const rec = await this.deps.store.load();
     const ctx = new FlowContext(this.deps, rec);
     // A deferred update (lock held, hook exit 75) retrying is not a crash: only crashes count.
@@ -92,6 +136,10 @@ export class Updater {
 
   /** Abandons an update that has not booted yet; the boot side returns to the booted slot. */
   async cancel(): Promise<FlowRecord> {
+    return this.exclusive(() => this.cancelLocked(), async (pid) => this.busy(pid));
+  }
+
+  private async cancelLocked(): Promise<FlowRecord> {
     const rec = await this.deps.store.load();
     const ctx = new FlowContext(this.deps, rec);
     if (RESTING.includes(rec.state)) return rec;

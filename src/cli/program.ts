@@ -64,7 +64,14 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     return reportError(io, e);
   }
   logger.info({ files }, 'configuration loaded');
-  const pinger = new WatchdogPinger({ notifier, healthy: () => runtime.healthReport().ok, logger });
+  const pinger = new WatchdogPinger({
+    notifier,
+    healthy: () => {
+      const r = runtime.healthReport();
+      return { ok: r.ok, failing: r.checks.filter((c) => c.critical && !c.ok).map((c) => (c.detail ? `${c.name}: ${c.detail}` : c.name)) };
+    },
+    logger,
+  });
   await notifier.ready(`running ${config.devices.length} devices`).catch((e: unknown) => logger.warn({ err: String(e) }, 'readiness notification failed'));
   pinger.start();
   if (endpoints.api || endpoints.broker) {

@@ -202,8 +202,8 @@ export interface PingerLogger {
 
 export interface WatchdogPingerOptions {
   readonly notifier: ServiceNotifier;
-  /** True while the runtime is healthy; a throw counts as unhealthy. */
-  readonly healthy: () => boolean;
+  /** True while the runtime is healthy (optionally with the names of the failing checks); a throw counts as unhealthy. */
+  readonly healthy: () => boolean | { readonly ok: boolean; readonly failing: readonly string[] };
   readonly timer?: PingTimer;
   readonly logger?: PingerLogger;
 }
@@ -217,7 +217,7 @@ export interface WatchdogPingerOptions {
  */
 export class WatchdogPinger {
   private readonly notifier: ServiceNotifier;
-  private readonly healthy: () => boolean;
+  private readonly healthy: WatchdogPingerOptions['healthy'];
   private readonly timer: PingTimer;
   private readonly logger: PingerLogger | undefined;
   private handle: unknown = undefined;
@@ -268,14 +268,17 @@ export class WatchdogPinger {
 
   private checkHealthy(): boolean {
     let ok: boolean;
+    let failing: readonly string[] = [];
     try {
-      ok = this.healthy();
+      const h = this.healthy();
+      ok = typeof h === 'boolean' ? h : h.ok;
+      if (typeof h !== 'boolean') failing = h.failing;
     } catch (e) {
       if (this.wasHealthy) this.logger?.warn({ err: describeCause(e) }, 'health check threw; withholding watchdog pings');
       this.wasHealthy = false;
       return false;
     }
-    if (!ok && this.wasHealthy) this.logger?.warn({}, 'runtime unhealthy; withholding watchdog pings so systemd restarts it');
+    if (!ok && this.wasHealthy) this.logger?.warn({ failing }, 'runtime unhealthy; withholding watchdog pings so systemd restarts it');
     if (ok && !this.wasHealthy) this.logger?.info({}, 'runtime healthy again; resuming watchdog pings');
     this.wasHealthy = ok;
     return ok;

@@ -284,6 +284,22 @@ describe('WatchdogPinger (fake timers)', () => {
     expect(vi.getTimerCount()).toBe(0);
   });
 
+  it('names the failing checks when it stops pinging', async () => {
+    vi.useFakeTimers();
+    const notifier = countingNotifier(1_000);
+    const warned: unknown[] = [];
+    const pinger = new WatchdogPinger({
+      notifier,
+      logger: { warn: (o) => warned.push(o), info: () => undefined },
+      healthy: () => ({ ok: false, failing: ['eventLoop: p99 lag 1800 ms > 1000 ms'] }),
+    });
+    pinger.start();
+    await vi.advanceTimersByTimeAsync(3_000);
+    expect(notifier.pings).toBe(0);
+    expect(warned).toEqual([{ failing: ['eventLoop: p99 lag 1800 ms > 1000 ms'] }]);
+    pinger.stop();
+  });
+
   it('treats a throwing health check as unhealthy', async () => {
     vi.useFakeTimers();
     const notifier = countingNotifier(1_000);

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -149,6 +151,42 @@ describe('OTA agent (outpost ota agent) and the runtime with ota.fleet.via: agen
     expect(ok[1]).toMatchObject({ id: '4', result: { booted: 'A', state: 'idle' } });
     expect(proc.child.exitCode).toBeNull();
   }, 30_000);
+
+  it('one driver at a time: while the agent installs, `ota resume` (the boot unit) leaves the update alone and another install is refused', async () => {
+    const rig = new Rig(join(dir, 'r6'), pki, 'uboot', 4 * 1024 * 1024, { download: { retryDelayMs: 10, stallTimeoutSec: 60 } });
+    const { socket } = await startAgent(rig);
+    const { commands } = await runtimeSide(rig, socket);
+    // A server that sends 64 KiB of the bundle, then holds the rest until released.
+    const data = readFileSync(bundle);
+    let release = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    let requests = 0;
+    const stall = createServer((req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-length': String(data.length) });
+      res.write(data.subarray(0, 65536));
+      void released.then(() => res.end(data.subarray(65536)));
+    });
+    await new Promise<void>((r) => stall.listen(0, '127.0.0.1', r));
+    onTestFinished(() => {
+      release();
+      stall.closeAllConnections();
+      stall.close();
+    });
+    const url = `http://127.0.0.1:${(stall.address() as { port: number }).port}/v2.raucb`;
+    const installing = run(commands, 'ota.install', { url, sha256: sha, version: '2.0.0' });
+    await waitFor(() => requests === 1, 20_000, 50);
+    const resume = spawnSync(process.execPath, [OUTPOST, 'ota', 'resume', '-c', rig.configFile], { encoding: 'utf8', timeout: 60_000 });
+    expect(resume.status, resume.stderr).toBe(0);
+    expect(resume.stdout).toMatch(/update state: downloading/);
+    const second = spawnSync(process.execPath, [OUTPOST, 'ota', 'install', srv.url('v2.raucb'), '-c', rig.configFile], { encoding: 'utf8', timeout: 60_000 });
+    expect(second.status).toBe(2);
+    expect(second.stderr).toMatch(/OUTPOST_E_OTA_BUSY/);
+    expect(requests).toBe(1); // neither started a second download
+    release();
+    expect(await installing).toMatchObject({ state: 'reboot-pending', target: 'B' });
+    expect(rig.fwPrintenv()).toMatchObject({ BOOT_ORDER: 'B A' });
+  }, 90_000);
 
   it('is a clear OUTPOST_E_OTA_AGENT error when no agent listens; the runtime never loads the updater for it', async () => {
     const rig = new Rig(join(dir, 'r4'), pki, 'grub');

@@ -69,6 +69,9 @@ describe('services/outpost-ota-agent.socket and .service', () => {
     expect(service.get('Service.ExecStart')?.[0]).toContain('outpost.js ota agent --config /etc/outpost/config.yaml');
     expect(service.get('Install.WantedBy')).toBeUndefined();
     expect(service.get('Unit.Requires')).toEqual(['outpost-ota-agent.socket']);
+    // Installs yield to the runtime (its watchdog restarts it when its event loop lags).
+    expect(Number(service.get('Service.CPUWeight')?.[0])).toBeLessThan(100);
+    expect(Number(service.get('Service.IOWeight')?.[0])).toBeLessThan(100);
   });
 });
 
