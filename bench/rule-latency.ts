@@ -9,7 +9,7 @@ import { createSimulatedGpio } from '../hal/gpio/simulator.js';
 import { GOOD, type DeviceDriver, type SampleSink } from '../hal/types.js';
 import { ConfigValidator } from '../src/config/load.js';
 import type { DeviceConfig } from '../src/config/schema.js';
-import { SiSystemProbe } from '../src/health/system-probe.js';
+import { ProcSystemProbe } from '../src/health/proc-system-probe.js';
 import { Runtime, type DriverFactory } from '../src/runtime/runtime.js';
 import { mib, summarize } from './stats.js';
 
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
       return gpio;
     },
   };
-  const runtime = new Runtime(config, { clock: systemClock, logger: pino({ level: 'silent' }), drivers: factory, systemProbe: new SiSystemProbe(['/']), version: 'bench' });
+  const runtime = new Runtime(config, { clock: systemClock, logger: pino({ level: 'silent' }), drivers: factory, systemProbe: new ProcSystemProbe(['/']), version: 'bench' });
   await runtime.start();
 
   const measure = async (send: (near: boolean) => void): Promise<number[]> => {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { systemClock } from '../hal/clock.js';
 import { runCli, type CliIo } from '../src/cli/program.js';
+import { ProcSystemProbe } from '../src/health/proc-system-probe.js';
 import { SiSystemProbe } from '../src/health/system-probe.js';
 import { uplinkCli } from '../src/uplink/cli.js';
 import { ClockSync, TIMESYNCD_MARKER } from '../src/uplink/clock-sync.js';
@@ -27,7 +28,8 @@ const io: CliIo = {
 const code = await runCli(process.argv.slice(2), {
   version: pkg.version,
   drivers: new DriverRegistry(),
-  systemProbe: (mounts) => new SiSystemProbe(mounts),
+  // Linux: /proc and /sys read directly (systeminformation spawns shells on every sample); elsewhere systeminformation.
+  systemProbe: (mounts) => (process.platform === 'linux' ? new ProcSystemProbe(mounts) : new SiSystemProbe(mounts)),
   // `upstream.type: mqtt`: store + MQTT uplink, loaded only when configured.
   upstreamFactory: async (config, deps) => (await import('../src/uplink/factory.js')).createUplinkFactory({ version: pkg.version })(config, deps),
   // Readings are time-uncertain until systemd-timesyncd says the clock is synchronised.

@@ -1,5 +1,3 @@
-import si from 'systeminformation';
-
 /** Host metrics as the health monitor sees them. */
 export interface SystemSnapshot {
   readonly cpuLoadPercent: number;
@@ -16,13 +14,15 @@ export interface SystemProbe {
 }
 
 /**
- * SystemProbe backed by systeminformation. Reads only the cheap sources (/proc, /sys) it needs:
- * currentLoad, mem, cpuTemperature, fsSize for the given mounts, and time().uptime.
+ * SystemProbe backed by systeminformation, for hosts other than Linux (services/ uses ProcSystemProbe on
+ * Linux: systeminformation runs shell commands through execSync on every sample, see bench:probe).
+ * Invariant: systeminformation is loaded on the first sample only.
  */
 export class SiSystemProbe implements SystemProbe {
   constructor(private readonly mounts: readonly string[] = ['/']) {}
 
   async sample(): Promise<SystemSnapshot> {
+    const si = (await import('systeminformation')).default;
     const [load, mem, temp, fs] = await Promise.all([si.currentLoad(), si.mem(), si.cpuTemperature(), si.fsSize()]);
     const wanted = new Set(this.mounts);
     return {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
 import { DriverRegistry } from '../../services/driver-registry.js';
 import { ConfigValidator } from '../../src/config/load.js';
-import { SiSystemProbe } from '../../src/health/system-probe.js';
+import { ProcSystemProbe } from '../../src/health/proc-system-probe.js';
 import { Runtime, type RuntimeEndpoints } from '../../src/runtime/runtime.js';
 import { captureLogger } from '../helpers/logger.js';
 import { waitFor } from '../helpers/net.js';
@@ -75,7 +75,7 @@ beforeAll(async () => {
     clock: systemClock,
     logger: logs.logger,
     drivers: new DriverRegistry(),
-    systemProbe: new SiSystemProbe(['/']),
+    systemProbe: new ProcSystemProbe(['/']),
     version: '0.0.0-test',
   });
   endpoints = await runtime.start();
@@ -234,7 +234,7 @@ describe('runtime on simulated devices', () => {
   });
 
   it('reports a system event upstream (route $system, priority 0) once accepted, and on the local broker', async () => {
-    const stopped = new Runtime(config(dir), { clock: systemClock, logger: logs.logger, drivers: new DriverRegistry(), systemProbe: new SiSystemProbe(['/']), version: '0' });
+    const stopped = new Runtime(config(dir), { clock: systemClock, logger: logs.logger, drivers: new DriverRegistry(), systemProbe: new ProcSystemProbe(['/']), version: '0' });
     await expect(stopped.reportSystemEvent('ota.committed', {})).rejects.toMatchObject({ code: 'OUTPOST_E_UPSTREAM_CLOSED' });
     await runtime.reportSystemEvent('ota.rolled-back', { updateId: 'u1', version: '2.0.0' });
     // Resolved: the record is in the outbox already, no waiting.
