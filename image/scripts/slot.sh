@@ -7,11 +7,13 @@ load_target "$1"
 TAR=$2; APP=$3; W=$4
 rm -rf "$W/root" && mkdir -p "$W/root"
 tar -C "$W/root" --numeric-owner --xattrs --xattrs-include='*' -xf "$TAR"
-# mmdebstrap's file-mirror-automount leaves the local repository's mount point (<out>/<target>/work/repo, a path
-# that differs between builds) as empty directories in the tar: remove that chain of empty directories.
+# mmdebstrap's file-mirror-automount leaves the local repository's mount point (the "repo" folder inside the build's
+# work folder, a path that differs between builds) as empty directories in the tar: remove that chain of empty
+# directories.
+MIRROR_MOUNT="work/repo"
 while IFS= read -r d; do
   while [ "$d" != "$W/root" ] && rmdir "$d" 2>/dev/null; do d=$(dirname "$d"); done
-done < <(find "$W/root" -depth -type d -path '*/work/repo' -empty)
+done < <(find "$W/root" -depth -type d -path "*/$MIRROR_MOUNT" -empty)
 cp -a "$APP/." "$W/root/opt/outpost/"
 mkdir -p "$W/root/opt/outpost/services" && cp "$REPO_ROOT/services/README.md" "$W/root/opt/outpost/services/README.md"
 # The OTA updater's units (mark-good on every boot, resume after a power cut, the root agent that runs fleet
