@@ -1,13 +1,15 @@
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { systemClock } from '../../hal/clock.js';
 import { buildBundle, type BuildOptions } from '../../ota/bundle/builder.js';
 import { createOta, type OtaSystem } from '../../ota/system.js';
 import { OtaConfigLoader } from '../../ota/config.js';
+import { bundleServer, type BundleServer } from './bundle-server.js';
 
 export const OUTPOST = join(import.meta.dirname, '..', '..', 'dist', 'services', 'outpost.js');
 
@@ -232,4 +234,34 @@ export async function healthServer(state: { ok: boolean; uplink?: boolean }): Pr
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.address() as { port: number }).port;
   return { url: `http://127.0.0.1:${port}/healthz`, close: () => new Promise((r) => server.close(() => r())) };
+}
+
+/** What fleet-command tests share: a test PKI, a signed 2.0.0 bundle of a 2 MiB image, served over HTTP. */
+export interface FleetFixture {
+  readonly dir: string;
+  readonly pki: Pki;
+  readonly bundle: string;
+  /** sha256 of the bundle file (hex). */
+  readonly sha256: string;
+  readonly srv: BundleServer;
+  close(): Promise<void>;
+}
+
+export async function fleetFixture(prefix: string, serve: { dropAfter?: number; drops?: number } = {}): Promise<FleetFixture> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const pki = makePki(join(dir, 'pki'));
+  writeImage(join(dir, 'rootfs.img'), 2 * 1024 * 1024);
+  const bundle = await outpostBundle(pki, { image: join(dir, 'rootfs.img'), output: join(dir, 'v2.raucb'), version: '2.0.0' });
+  const srv = await bundleServer({ 'v2.raucb': bundle }, serve);
+  return {
+    dir,
+    pki,
+    bundle,
+    sha256: createHash('sha256').update(readFileSync(bundle)).digest('hex'),
+    srv,
+    close: async () => {
+      await srv.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

@@ -1,9 +1,7 @@
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
@@ -13,13 +11,14 @@ import { CommandRegistry } from '../../src/commands/command.js';
 import { silentLogger } from '../helpers/logger.js';
 import { waitFor } from '../helpers/net.js';
 import { startProcess, type TestProcess } from '../helpers/process.js';
-import { bundleServer, type BundleServer } from '../helpers/bundle-server.js';
-import { OUTPOST, Rig, healthServer, makePki, outpostBundle, writeImage, type Pki } from '../helpers/ota.js';
+import type { BundleServer } from '../helpers/bundle-server.js';
+import { OUTPOST, Rig, fleetFixture, healthServer, type FleetFixture, type Pki } from '../helpers/ota.js';
 
 /**
  * The OTA agent as a real process on a real unix socket (root's half of fleet updates) and the runtime's
  * `ota.fleet.via: agent` handlers talking to it; file-backed slots and boot environments (fw_printenv).
  */
+let fx: FleetFixture;
 let dir = '';
 let pki: Pki;
 let bundle = '';
@@ -27,17 +26,10 @@ let sha = '';
 let srv: BundleServer;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'outpost-otaagent-'));
-  pki = makePki(join(dir, 'pki'));
-  writeImage(join(dir, 'rootfs.img'), 2 * 1024 * 1024);
-  bundle = await outpostBundle(pki, { image: join(dir, 'rootfs.img'), output: join(dir, 'v2.raucb'), version: '2.0.0' });
-  sha = createHash('sha256').update(readFileSync(bundle)).digest('hex');
-  srv = await bundleServer({ 'v2.raucb': bundle }, { dropAfter: 600_000, drops: 0 });
+  fx = await fleetFixture('outpost-otaagent-', { dropAfter: 600_000, drops: 0 });
+  ({ dir, pki, bundle, sha256: sha, srv } = fx);
 }, 120_000);
-afterAll(async () => {
-  await srv.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fx?.close());
 
 async function startAgent(rig: Rig, extra: string[] = []): Promise<{ proc: TestProcess; socket: string }> {
   const socket = join(rig.dir, 'agent.sock');

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
@@ -10,25 +9,20 @@ import { CommandRegistry } from '../../src/commands/command.js';
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import { silentLogger } from '../helpers/logger.js';
 import { waitFor } from '../helpers/net.js';
-import { bundleServer, type BundleServer } from '../helpers/bundle-server.js';
-import { Rig, healthServer, makePki, outpostBundle, writeImage, type Pki } from '../helpers/ota.js';
+import type { BundleServer } from '../helpers/bundle-server.js';
+import { Rig, fleetFixture, healthServer, type FleetFixture, type Pki } from '../helpers/ota.js';
 
+let fx: FleetFixture;
 let dir = '';
 let pki: Pki;
 let bundle = '';
 let srv: BundleServer;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'outpost-otacmd-'));
-  pki = makePki(join(dir, 'pki'));
-  writeImage(join(dir, 'rootfs.img'), 2 * 1024 * 1024);
-  bundle = await outpostBundle(pki, { image: join(dir, 'rootfs.img'), output: join(dir, 'v2.raucb'), version: '2.0.0' });
-  srv = await bundleServer({ 'v2.raucb': bundle }, { dropAfter: 600_000, drops: 1 });
+  fx = await fleetFixture('outpost-otacmd-', { dropAfter: 600_000, drops: 1 });
+  ({ dir, pki, bundle, srv } = fx);
 }, 120_000);
-afterAll(async () => {
-  await srv.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => fx?.close());
 
 /** The registry of a runtime, as the uplink sees it: handlers looked up by name. */
 async function registry(rig: Rig): Promise<CommandRegistry> {
