@@ -33,6 +33,12 @@ export function parseInstallParams(p: unknown): OtaInstallParams {
   return { url: o['url'], sha256: o['sha256'].toLowerCase(), version: o['version'] };
 }
 
+/** `ota.status` takes no parameters (an empty object or nothing). */
+export function parseStatusParams(p: unknown): null {
+  if (p !== undefined && p !== null && (typeof p !== 'object' || Object.keys(p).length > 0)) throw params('ota.status takes no parameters', '');
+  return null;
+}
+
 /**
  * Fleet-side OTA commands run by this process (the runtime with `ota.fleet.via: in-process`, or the OTA
  * agent): `ota.install` {url, sha256, version} installs and reports progress (download, verify, install
@@ -96,10 +102,7 @@ export function otaCommandsInProcess(wiring: OtaWiring & { clock: Clock; fetch?:
     runtime.commands.register(install);
     runtime.commands.register({
       name: 'ota.status',
-      parse: (p: unknown) => {
-        if (p !== undefined && p !== null && (typeof p !== 'object' || Object.keys(p).length > 0)) throw params('ota.status takes no parameters', '');
-        return null;
-      },
+      parse: parseStatusParams,
       run: async () => {
         const st = await (await sys()).status();
         return {

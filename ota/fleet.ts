@@ -3,9 +3,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '../hal/clock.js';
 import type { CommandRegistry } from '../src/commands/command.js';
 import type { LoadedConfig } from '../src/config/load.js';
-import { OutpostError } from '../src/errors/outpost-error.js';
 import { callAgent } from './agent/client.js';
-import { otaCommandsInProcess, parseInstallParams, type OtaInstallResult } from './command.js';
+import { otaCommandsInProcess, parseInstallParams, parseStatusParams, type OtaInstallResult } from './command.js';
 import { OtaOutcomeReporter, type OtaStatusSummary } from './report.js';
 import type { OtaWiring } from './system.js';
 
@@ -44,12 +43,7 @@ export function otaCommands(wiring: OtaWiring & { clock: Clock; fetch?: typeof f
       });
       runtime.commands.register({
         name: 'ota.status',
-        parse: (p: unknown) => {
-          if (p !== undefined && p !== null && (typeof p !== 'object' || Object.keys(p).length > 0)) {
-            throw new OutpostError('OUTPOST_E_COMMAND_PARAMS', 'ota.status takes no parameters', { details: { field: '' } });
-          }
-          return null;
-        },
+        parse: parseStatusParams,
         run: (_p, progress, signal) => callAgent(socket, 'ota.status', {}, progress, signal),
       });
     } else {
