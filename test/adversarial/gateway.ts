@@ -1,0 +1,163 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { freePort, waitFor, waitForPort } from '../helpers/net.js';
+import { startProcess, type TestProcess } from '../helpers/process.js';
+
+/**
+ * The adversarial suite's target: a real `outpost run` process (the built dist/), on a demo-like
+ * configuration with simulated devices, a safety rule, the local broker and API on free loopback ports
+ * and a file upstream in a temporary data directory. Every hostile case ends by asking the same
+ * questions: is the process alive, do readings still flow, was nothing written, is memory back in bounds.
+ *
+ * The configuration: plc1 (Modbus sim) with `plc1.distance` sweeping 150…1500 mm and a writable
+ * `plc1.speed-setpoint`; io (GPIO sim) with outputs `io.machine-run` and `io.alarm-lamp`; rule
+ * `proximity-stop` (distance below 400 mm stops the press). `extra` is merged on top (a YAML/JSON object
+ * written as a drop-in), `configText` replaces the whole file.
+ */
+export interface GatewayOptions {
+  readonly extra?: Record<string, unknown>;
+  /** Sweep period of plc1.distance (ms): shorter trips the interlock sooner. */
+  readonly distancePeriodMs?: number;
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+export const REPO = path.resolve(import.meta.dirname, '..', '..');
+export const BIN = path.join(REPO, 'dist', 'services', 'outpost.js');
+
+export function demoConfig(o: { apiPort: number; brokerPort: number; dataDir: string; distancePeriodMs?: number }): Record<string, unknown> {
+  return {
+    gateway: { id: 'adv-gw', dataDir: o.dataDir },
+    log: { level: 'info' },
+    api: { host: '127.0.0.1', port: o.apiPort },
+    broker: { host: '127.0.0.1', port: o.brokerPort },
+    devices: [
+      {
+        id: 'plc1',
+        kind: 'modbus',
+        connection: { type: 'sim', seed: 7 },
+        pollIntervalMs: 200,
+        points: [
+          { id: 'plc1.temp1', table: 'holding', address: 0, type: 'float32', units: 'degC', sim: { model: 'drift', start: 21.5, step: 0.2, min: 15, max: 35 } },
+          { id: 'plc1.distance', table: 'input', address: 0, type: 'uint16', units: 'mm', sim: { model: 'sine', min: 150, max: 1500, periodMs: o.distancePeriodMs ?? 4000 } },
+          { id: 'plc1.speed-setpoint', table: 'holding', address: 6, type: 'int16', writable: true, scale: { factor: 0.1 }, sim: { model: 'constant', value: 120 } },
+        ],
+      },
+      {
+        id: 'io',
+        kind: 'gpio',
+        connection: { type: 'sim' },
+        points: [
+          { id: 'io.door', pin: 17, direction: 'in', edge: 'both', sim: { model: 'toggle', periodMs: 1000 } },
+          { id: 'io.machine-run', pin: 23, direction: 'out', safeState: false, writable: true },
+          { id: 'io.alarm-lamp', pin: 24, direction: 'out', safeState: false, writable: true },
+        ],
+      },
+    ],
+    rules: [
+      {
+        id: 'proximity-stop',
+        point: 'plc1.distance',
+        when: 'below',
+        threshold: 400,
+        hysteresis: 100,
+        failSafe: true,
+        releaseOnStart: true,
+        onTrigger: [{ write: { point: 'io.machine-run', value: false } }, { write: { point: 'io.alarm-lamp', value: true } }],
+        onRelease: [{ write: { point: 'io.machine-run', value: true } }, { write: { point: 'io.alarm-lamp', value: false } }],
+      },
+    ],
+    routes: [{ id: 'telemetry', route: "FROM /readings/* WHERE quality = 'good' INTO $upstream", priority: 5 }],
+    upstream: { type: 'file' },
+  };
+}
+
+export class Gateway {
+  readonly readings: Array<{ point: string; value: unknown; at: number }> = [];
+  private client: MqttClient | null = null;
+
+  private constructor(
+    readonly dir: string,
+    readonly configFile: string,
+    readonly apiPort: number,
+    readonly brokerPort: number,
+    readonly proc: TestProcess,
+  ) {}
+
+  static async start(o: GatewayOptions = {}): Promise<Gateway> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'outpost-adv-'));
+    const apiPort = await freePort();
+    const brokerPort = await freePort();
+    const cfg = { ...demoConfig({ apiPort, brokerPort, dataDir: path.join(dir, 'data'), ...(o.distancePeriodMs !== undefined ? { distancePeriodMs: o.distancePeriodMs } : {}) }), ...(o.extra ?? {}) };
+    const configFile = path.join(dir, 'config.json');
+    writeFileSync(configFile, JSON.stringify(cfg, null, 1));
+    const proc = startProcess(process.execPath, [BIN, 'run', '--config', configFile], { env: { ...process.env, ...(o.env ?? {}) } });
+    const gw = new Gateway(dir, configFile, apiPort, brokerPort, proc);
+    try {
+      await waitForPort(apiPort, '127.0.0.1', 60_000);
+      await waitForPort(brokerPort, '127.0.0.1', 60_000);
+      await gw.subscribeReadings();
+    } catch (e) {
+      await gw.stop();
+      throw new Error(`gateway did not start: ${proc.output().slice(-2000)}`, { cause: e });
+    }
+    return gw;
+  }
+
+  get api(): string {
+    return `http://127.0.0.1:${this.apiPort}`;
+  }
+
+  get brokerUrl(): string {
+    return `mqtt://127.0.0.1:${this.brokerPort}`;
+  }
+
+  private async subscribeReadings(): Promise<void> {
+    const c = await mqtt.connectAsync(this.brokerUrl, { clientId: `adv-watch-${process.pid}-${Date.now()}`, reconnectPeriod: 500 });
+    this.client = c;
+    c.on('message', (topic, payload) => {
+      if (!topic.startsWith('outpost/readings/')) return;
+      try {
+        const r = JSON.parse(payload.toString()) as { point: string; value: unknown };
+        this.readings.push({ point: r.point, value: r.value, at: Date.now() });
+        if (this.readings.length > 5000) this.readings.splice(0, 2500);
+      } catch {
+        /* not a reading */
+      }
+    });
+    await c.subscribeAsync('outpost/readings/#');
+  }
+
+  /** The process is still running (no crash, no exit). */
+  alive(): boolean {
+    return this.proc.child.exitCode === null && this.proc.child.signalCode === null;
+  }
+
+  /** Resolves once a reading newer than now arrives (bounded); throws if the gateway stopped producing. */
+  async readingsFlow(timeoutMs = 30_000): Promise<void> {
+    const since = Date.now();
+    await waitFor(() => this.readings.some((r) => r.at > since), timeoutMs, 50);
+  }
+
+  /** Resident set size of the gateway process in MiB. */
+  rssMiB(): number {
+    const status = readFileSync(`/proc/${this.proc.child.pid}/status`, 'utf8');
+    const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+    return kb / 1024;
+  }
+
+  /** Current value of a point through the API (null when unknown). */
+  async value(point: string): Promise<unknown> {
+    const r = await fetch(`${this.api}/api/points/${encodeURIComponent(point)}`);
+    if (!r.ok) return null;
+    return ((await r.json()) as { value: unknown }).value;
+  }
+
+  async stop(): Promise<void> {
+    await this.client?.endAsync().catch(() => undefined);
+    this.client = null;
+    await this.proc.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
