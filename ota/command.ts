@@ -16,6 +16,8 @@ export interface OtaInstallResult {
   readonly state: string;
   readonly version: string | null;
   readonly target: string | null;
+  /** The bootloader's view of the environment names the target primary (read back from the medium). */
+  readonly switchVerified: boolean;
   readonly rebootScheduled: boolean;
 }
 
@@ -85,14 +87,16 @@ export function otaCommandsInProcess(wiring: OtaWiring & { clock: Clock; fetch?:
               await wiring.clock.sleep(s.cfg.retryLaterMs, signal);
             }
           }
-          const reboot = s.raw.fleet.rebootAfterInstall && rec.state === 'reboot-pending';
+          // Only a verified switch is worth a reboot: rebooting into an unswitched environment changes nothing.
+          const switchVerified = rec.state === 'reboot-pending' && rec.switched;
+          const reboot = s.raw.fleet.rebootAfterInstall && switchVerified;
           if (reboot) {
             // Reply first: the uplink delivers the result, then the reboot starts the trial.
             wiring.clock.setTimeout(() => {
               void (async () => s.deps.reboot(await s.selector.trialRebootArg()))().catch((e: unknown) => log.error({ err: String(e) }, 'ota reboot failed'));
             }, 3000);
           }
-          return { state: rec.state, version: rec.bundle?.version ?? null, target: rec.target, rebootScheduled: reboot };
+          return { state: rec.state, version: rec.bundle?.version ?? null, target: rec.target, switchVerified, rebootScheduled: reboot };
         } finally {
           busy = false;
           hooks.onInstallEnd?.();

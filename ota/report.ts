@@ -30,6 +30,20 @@ export interface OtaOutcomeReporterDeps {
 
 const OUTCOMES: Readonly<Record<string, string>> = { committed: 'ota.committed', 'rolled-back': 'ota.rolled-back' };
 const IN_FLIGHT = new Set(['downloading', 'verifying', 'installing', 'reboot-pending', 'trial-boot']);
+/** Why an update rolled back, from the code mark-good recorded (docs/ota.md, "Outcomes reported upstream"). */
+const ROLLBACK_REASONS: Readonly<Record<string, string>> = {
+  OUTPOST_E_OTA_SWITCH_LOST: 'switch-lost',
+  OUTPOST_E_OTA_TRIAL_FAILED: 'trial-failed',
+  OUTPOST_E_OTA_UNHEALTHY: 'unhealthy',
+  OUTPOST_E_OTA_LOOP: 'gave-up',
+};
+
+/** The rollback reason for a status, or null when it did not roll back. */
+export function rollbackReason(st: Pick<OtaStatusSummary, 'state' | 'lastError'>): string | null {
+  if (st.state !== 'rolled-back') return null;
+  const code = (st.lastError as { code?: unknown } | null | undefined)?.code;
+  return (typeof code === 'string' ? ROLLBACK_REASONS[code] : undefined) ?? 'other';
+}
 
 /**
  * Reports how each update ended (committed or rolled back) upstream, once per update. Invariants: the
@@ -75,7 +89,15 @@ export class OtaOutcomeReporter {
     if (!event || !st.updateId) return 'nothing';
     const last = await this.readMarker();
     if (last?.updateId === st.updateId && last.state === st.state) return 'already-reported';
-    await this.d.report(event, { updateId: st.updateId, state: st.state, version: st.bundleVersion, booted: st.booted, primary: st.primary, lastError: st.lastError ?? null });
+    await this.d.report(event, {
+      updateId: st.updateId,
+      state: st.state,
+      version: st.bundleVersion,
+      booted: st.booted,
+      primary: st.primary,
+      ...(st.state === 'rolled-back' ? { reason: rollbackReason(st) } : {}),
+      lastError: st.lastError ?? null,
+    });
     await writeFileAtomic(this.d.marker, `${JSON.stringify({ updateId: st.updateId, state: st.state, reportedAt: this.d.clock.now() })}\n`);
     this.d.logger.info({ event, updateId: st.updateId, version: st.bundleVersion }, 'update outcome reported upstream');
     return 'reported';

@@ -8,6 +8,7 @@ import { OutpostError } from '../src/errors/outpost-error.js';
 import { CustomSelector } from './boot/custom.js';
 import { GrubEnv } from './boot/grub-env.js';
 import { GrubSelector } from './boot/grub.js';
+import { GuardedSelector } from './boot/guarded.js';
 import { TrybootSelector } from './boot/tryboot.js';
 import { bootnameFromCmdline, type BootSelector } from './boot/types.js';
 import { UbootEnv, readFwEnvConfig } from './boot/uboot-env.js';
@@ -18,6 +19,7 @@ import { HttpHealthCheck } from './flow/health.js';
 import { HookRunner } from './flow/hooks.js';
 import { UpdateLock } from './flow/lock.js';
 import { FileSecurityVersionStore, type SecurityVersionStore } from './flow/security-version.js';
+import { StateLock } from './flow/state-lock.js';
 import { FlowStore, type FlowRecord } from './flow/store.js';
 import { Updater } from './flow/updater.js';
 import type { OtaConfigT } from './schema.js';
@@ -85,18 +87,21 @@ export async function createOta(
   const bootId = async () => (await readFile(bootIdFile, 'utf8')).trim();
   const current = () => bootnameFromCmdline(cmdline, slots);
   const bl = raw.bootloader;
-  let selector: BootSelector;
+  // One lock for every read-modify-write of the boot environment and the flow record, across processes.
+  const guard = new StateLock(dataDir, { now: () => d.clock.monotonic(), sleep: (ms) => d.clock.sleep(ms) });
+  let inner: BootSelector;
   if (bl.type === 'uboot') {
-    selector = new UbootSelector(new UbootEnv(await readFwEnvConfig(abs(bl.fwEnvConfig))), { slots: names, attempts: bl.attempts, primaryAttempts: bl.primaryAttempts, current });
+    inner = new UbootSelector(new UbootEnv(await readFwEnvConfig(abs(bl.fwEnvConfig)), { guard }), { slots: names, attempts: bl.attempts, primaryAttempts: bl.primaryAttempts, current });
   } else if (bl.type === 'grub') {
-    selector = new GrubSelector(new GrubEnv(abs(bl.grubenv)), { slots: names, current });
+    inner = new GrubSelector(new GrubEnv(abs(bl.grubenv), { guard }), { slots: names, current });
   } else if (bl.type === 'tryboot') {
     const keys = Object.keys(bl.partitions).sort();
     if (keys.join(' ') !== [...names].sort().join(' ')) throw new OutpostError('OUTPOST_E_OTA_CONFIG', 'bootloader.partitions must name exactly the two slot bootnames', { details: { partitions: keys, slots: names } });
-    selector = new TrybootSelector({ autoboot: abs(bl.autoboot), deviceTree: abs(bl.deviceTree), partitions: bl.partitions, stateFile: path.join(dataDir, 'tryboot.json'), bootId });
+    inner = new TrybootSelector({ autoboot: abs(bl.autoboot), deviceTree: abs(bl.deviceTree), partitions: bl.partitions, stateFile: path.join(dataDir, 'tryboot.json'), bootId });
   } else {
-    selector = new CustomSelector({ command: [abs(bl.command[0] as string), ...bl.command.slice(1)], slots: names, timeoutMs: bl.timeoutSec * 1000, fallbackCurrent: current, useGetCurrent: bl.getCurrent });
+    inner = new CustomSelector({ command: [abs(bl.command[0] as string), ...bl.command.slice(1)], slots: names, timeoutMs: bl.timeoutSec * 1000, fallbackCurrent: current, useGetCurrent: bl.getCurrent });
   }
+  const selector: BootSelector = new GuardedSelector(inner, guard);
   let security: SecurityVersionStore;
   if (raw.securityVersion.store === 'tpm') {
     if (!d.wiring?.tpmSecurityVersion) throw new OutpostError('OUTPOST_E_OTA_CONFIG', 'ota.securityVersion.store is tpm but this build has no TPM counter wired');
@@ -121,7 +126,7 @@ export async function createOta(
   const deps: UpdaterDeps = {
     cfg,
     selector,
-    store: new FlowStore(dataDir),
+    store: new FlowStore(dataDir, guard),
     hooks: new HookRunner(raw.hooks, raw.hookTimeoutSec * 1000, logger),
     lock,
     health: new HttpHealthCheck({ url: raw.markGood.healthUrl, requireUplink: raw.markGood.requireUplink, timeoutMs: raw.markGood.timeoutSec * 1000, intervalMs: raw.markGood.intervalSec * 1000, fetch: d.fetch, clock: d.clock }),

@@ -77,6 +77,11 @@ export class CustomSelector implements BootSelector {
     return null;
   }
 
+  /** The RAUC backend contract has no verb that tells whether a slot was tried. */
+  async attempted(): Promise<'tried' | 'not-tried' | 'unknown'> {
+    return 'unknown';
+  }
+
   async describe(): Promise<Record<string, string>> {
     const out: Record<string, string> = { backend: this.o.command.join(' ') };
     for (const b of this.o.slots) out[`${b}`] = await this.getState(b).catch(() => 'error');

@@ -69,6 +69,12 @@ export class GrubSelector implements BootSelector {
     return null;
   }
 
+  /** GRUB walks ORDER from the front: the switch reached it exactly when ORDER still starts with `bootname`. */
+  async attempted(bootname: string): Promise<'tried' | 'not-tried' | 'unknown'> {
+    const { order } = await this.state();
+    return order[0] === bootname ? 'tried' : 'not-tried';
+  }
+
   async describe(): Promise<Record<string, string>> {
     const vars = await this.env.read();
     const out: Record<string, string> = { ORDER: vars.get('ORDER') ?? '(unset)' };

@@ -2,6 +2,8 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import { writeBootFile } from './boot-file.js';
+import { bootloaderView, type BootloaderView } from './bootloader-view.js';
 import { requireSlot, type BootSelector, type SlotState } from './types.js';
 
 export interface TrybootOptions {
@@ -14,6 +16,8 @@ export interface TrybootOptions {
   /** Outpost's own record: slots marked bad, and the trial armed for the next reboot. */
   readonly stateFile: string;
   readonly bootId: () => Promise<string>;
+  /** How the firmware reads autoboot.txt (default: through the FAT of its partition); null: no read-back. */
+  readonly view?: (() => Promise<BootloaderView>) | null;
 }
 
 interface TrybootRecord {
@@ -68,7 +72,8 @@ export async function readDtU32(file: string): Promise<number> {
 /**
  * Raspberry Pi firmware tryboot. `autoboot.txt` names the committed boot partition in `[all]` and the
  * trial one in `[tryboot]`; a trial is a one-shot `reboot "0 tryboot"`, so any later reset boots
- * `[all]` again. Invariants: autoboot.txt is replaced atomically (temp + rename) and only ever names
+ * `[all]` again. Invariants: autoboot.txt is rewritten in place when its size is unchanged (else replaced
+ * and fsync'ed) and read back through its partition's FAT as the firmware reads it; it only ever names
  * configured partitions; commit (good on the tryboot-booted slot) swaps the sections; bad marks and
  * the armed trial are kept in Outpost's own state file, an armed trial expiring with the boot it was
  * armed in.
@@ -76,6 +81,7 @@ export async function readDtU32(file: string): Promise<number> {
 export class TrybootSelector implements BootSelector {
   readonly kind = 'tryboot';
   private readonly slots: string[];
+  private view: Promise<BootloaderView | null> | null = null;
 
   constructor(private readonly o: TrybootOptions) {
     this.slots = Object.keys(o.partitions);
@@ -106,7 +112,10 @@ export class TrybootSelector implements BootSelector {
   }
 
   private async writeAutoboot(all: string, tryboot: string): Promise<void> {
-    await writeFileAtomic(this.o.autoboot, renderAutoboot(this.o.partitions[all] as number, this.o.partitions[tryboot] as number));
+    const o = this.o.view;
+    this.view ??= o === null ? Promise.resolve(null) : (o ?? (() => bootloaderView(this.o.autoboot)))();
+    const text = Buffer.from(renderAutoboot(this.o.partitions[all] as number, this.o.partitions[tryboot] as number), 'latin1');
+    await writeBootFile(this.o.autoboot, text, await this.view);
   }
 
   private async record(): Promise<TrybootRecord> {
@@ -179,6 +188,11 @@ export class TrybootSelector implements BootSelector {
 
   async trialRebootArg(): Promise<string | null> {
     return (await this.armed(await this.record())) !== null ? '0 tryboot' : null;
+  }
+
+  /** A tryboot is one-shot and a failed one leaves no trace the next boot can read. */
+  async attempted(): Promise<'tried' | 'not-tried' | 'unknown'> {
+    return 'unknown';
   }
 
   async describe(): Promise<Record<string, string>> {

@@ -23,6 +23,12 @@ export interface BootSelector {
   trialRebootArg(): Promise<string | null>;
   /** Raw bootloader variables for `outpost ota status`. */
   describe(): Promise<Record<string, string>>;
+  /**
+   * After a reboot that was meant to start `bootname` but came up on another slot: whether the bootloader
+   * saw the switch and tried it (`tried`: the trial failed), never saw it (`not-tried`: the switch was
+   * lost), or cannot tell (`unknown`: the bootloader leaves no trace, e.g. firmware tryboot).
+   */
+  attempted(bootname: string): Promise<'tried' | 'not-tried' | 'unknown'>;
 }
 
 /** Reads `rauc.slot=<bootname>` (or `root=PARTLABEL=`/`root=` matched against slots) from the kernel command line. */

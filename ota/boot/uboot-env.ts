@@ -2,6 +2,8 @@ import { open, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import { OutpostError } from '../../src/errors/outpost-error.js';
+import { NO_GUARD, type EnvGuard } from './boot-file.js';
+import { DirectReader } from './direct-read.js';
 
 /** One copy of the U-Boot environment: a file or block device, the byte offset, the size (CONFIG_ENV_SIZE). */
 export interface EnvCopy {
@@ -86,10 +88,15 @@ export function decodeEnv(buf: Buffer, redundant: boolean): { vars: Map<string, 
  * The U-Boot environment as libubootenv (fw_printenv/fw_setenv) and U-Boot lay it out on files and
  * block devices. Invariants: an update is one transaction, a single write of a whole copy followed by
  * fdatasync; with two copies it always goes to the copy not in use, with the incremented flag byte,
- * so a torn write leaves the previous copy valid and selected; nothing is written when no value changes.
+ * so a torn write leaves the previous copy valid and selected; nothing is written when no value changes;
+ * the update is a read-modify-write under the OTA state lock, and the written copy is read back from the
+ * medium (O_DIRECT, what U-Boot reads) and must match, else OUTPOST_E_OTA_BOOT_ENV_UNVERIFIED.
  */
 export class UbootEnv {
-  constructor(readonly copies: readonly EnvCopy[]) {
+  constructor(
+    readonly copies: readonly EnvCopy[],
+    private readonly o: { guard?: EnvGuard; verify?: boolean } = {},
+  ) {
     if (copies.length < 1 || copies.length > 2) throw envError('one or two environment copies expected');
   }
 
@@ -127,8 +134,32 @@ export class UbootEnv {
     return { vars: cur.vars, current, flags: cur.flags };
   }
 
+  /** Reads the written copy back from the medium (O_DIRECT): what U-Boot will read after the reboot. */
+  private async verify(copy: EnvCopy, buf: Buffer): Promise<void> {
+    let seen: Buffer;
+    try {
+      const src = await DirectReader.open(copy.path);
+      try {
+        seen = await src.read(copy.offset, copy.size);
+      } finally {
+        await src.close();
+      }
+    } catch (e) {
+      throw new OutpostError('OUTPOST_E_OTA_BOOT_ENV_UNVERIFIED', `cannot read the U-Boot environment back from ${copy.path}`, { cause: e, details: { path: copy.path } });
+    }
+    if (!seen.equals(buf)) {
+      throw new OutpostError('OUTPOST_E_OTA_BOOT_ENV_UNVERIFIED', `the U-Boot environment copy at ${copy.path}+${copy.offset} reads back differently than it was written`, {
+        details: { path: copy.path, offset: copy.offset },
+      });
+    }
+  }
+
   /** Applies all changes (null deletes) in one transaction; returns the resulting variables. */
   async update(changes: Readonly<Record<string, string | null>>): Promise<ReadonlyMap<string, string>> {
+    return (this.o.guard ?? NO_GUARD).with(() => this.updateLocked(changes));
+  }
+
+  private async updateLocked(changes: Readonly<Record<string, string | null>>): Promise<ReadonlyMap<string, string>> {
     for (const [k, v] of Object.entries(changes)) {
       if (k === '' || /[=\0\s]/.test(k)) throw envError(`invalid U-Boot variable name "${k}"`);
       if (v !== null && v.includes('\0')) throw envError(`U-Boot variable ${k} cannot hold a NUL byte`);
@@ -156,6 +187,7 @@ export class UbootEnv {
     } finally {
       await fh.close();
     }
+    if (this.o.verify !== false) await this.verify(copy, buf);
     return vars;
   }
 }

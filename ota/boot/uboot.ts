@@ -80,6 +80,12 @@ export class UbootSelector implements BootSelector {
     return null;
   }
 
+  /** The boot script walks BOOT_ORDER from the front: the switch reached it exactly when the order still starts with `bootname`. */
+  async attempted(bootname: string): Promise<'tried' | 'not-tried' | 'unknown'> {
+    const { order } = await this.state();
+    return order[0] === bootname ? 'tried' : 'not-tried';
+  }
+
   async describe(): Promise<Record<string, string>> {
     const snap = await this.env.read();
     const out: Record<string, string> = { copy: snap.current < 0 ? 'none valid' : String(snap.current), flags: String(snap.flags) };

@@ -18,6 +18,8 @@ export interface MarkGoodResult {
   readonly booted: string;
   readonly rebootRequested: boolean;
   readonly detail?: string;
+  /** Why a rollback happened: OUTPOST_E_OTA_SWITCH_LOST, OUTPOST_E_OTA_TRIAL_FAILED, … */
+  readonly code?: string;
 }
 
 /**
@@ -57,30 +59,51 @@ export class BootCheck {
       if (!v.ok) return { outcome: 'unhealthy', booted: current, rebootRequested: false, detail: v.detail };
     }
     await this.deps.selector.setState(current, 'good');
-    const r = ctx.rec;
-    if (!r.committed || r.lateRecoveries > 0) {
-      await ctx.patch({ committed: r.committed ?? { bootname: current, version: r.slots[current]?.version ?? null, at: this.deps.clock.now() }, lateRecoveries: 0 });
-    }
+    // The health wait can take minutes, in which a fleet install may have started: read the record again
+    // and change only what mark-good owns, never writing back the copy read before the wait.
+    await this.deps.store.update((fresh) =>
+      !fresh.committed || fresh.lateRecoveries > 0
+        ? { ...fresh, committed: fresh.committed ?? { bootname: current, version: fresh.slots[current]?.version ?? null, at: this.deps.clock.now() }, lateRecoveries: 0 }
+        : null,
+    );
     return { outcome: 'marked-good', booted: current, rebootRequested: false };
   }
 
   private async afterSwitch(ctx: FlowContext, current: string, bootId: string, o: { reboot: boolean; signal?: AbortSignal }): Promise<MarkGoodResult> {
     const r = ctx.rec;
-    if (r.bootId === bootId || !r.switched) {
-      // No reboot since the install (or the switch itself was interrupted: `outpost ota resume` redoes it).
+    if (r.bootId === bootId) {
+      // No reboot since the install.
       await this.deps.selector.setState(current, 'good');
       return { outcome: 'reboot-pending', booted: current, rebootRequested: false, detail: r.switched ? 'waiting for the reboot' : 'switch not done yet' };
     }
     if (current === r.target) {
+      // Rebooted into the new slot: a trial, even when the switch was not recorded (its verification or the
+      // record was cut off after the bootloader had it): never commit without the health checks.
       await ctx.transition('booted-target', { trialBoots: 1, bootId });
       return this.trial(ctx, current, bootId, o);
     }
-    return this.rollback(ctx, current, `the bootloader booted ${current} instead of the new slot ${r.target ?? '?'}`);
+    if (!r.switched) {
+      // Rebooted before the switch was done (a crash or power cut): `outpost ota resume` redoes it.
+      await this.deps.selector.setState(current, 'good');
+      return { outcome: 'reboot-pending', booted: current, rebootRequested: false, detail: 'switch not done yet' };
+    }
+    // The reboot meant to start the trial came up on the old slot: tell a lost switch from a failed trial.
+    const target = r.target ?? '?';
+    const seen = r.target ? await this.deps.selector.attempted(r.target).catch(() => 'unknown' as const) : 'unknown';
+    if (seen === 'not-tried') {
+      return this.rollback(ctx, current, 'OUTPOST_E_OTA_SWITCH_LOST', `the bootloader never tried ${target}: the switch to it was not in the boot environment it read; ${current} booted`);
+    }
+    return this.rollback(
+      ctx,
+      current,
+      'OUTPOST_E_OTA_TRIAL_FAILED',
+      seen === 'tried' ? `the bootloader tried ${target} and fell back to ${current}` : `the bootloader booted ${current} instead of ${target} (whether it tried ${target} leaves no trace)`,
+    );
   }
 
   private async trial(ctx: FlowContext, current: string, bootId: string, o: { reboot: boolean; signal?: AbortSignal }): Promise<MarkGoodResult> {
     const { selector, cfg } = this.deps;
-    if (current !== ctx.rec.target) return this.rollback(ctx, current, `the bootloader fell back to ${current} during the trial of ${ctx.rec.target ?? '?'}`);
+    if (current !== ctx.rec.target) return this.rollback(ctx, current, 'OUTPOST_E_OTA_TRIAL_FAILED', `the bootloader fell back to ${current} during the trial of ${ctx.rec.target ?? '?'}`);
     if (ctx.rec.bootId !== bootId) await ctx.patch({ trialBoots: ctx.rec.trialBoots + 1, bootId });
     if (ctx.rec.trialBoots > cfg.maxResumes) return this.giveUp(ctx, current, o);
     let verdict = { ok: false, detail: '' };
@@ -121,17 +144,18 @@ export class BootCheck {
     return { outcome: 'rolled-back', booted: current, rebootRequested: o.reboot, detail: 'loop breaker: trial never became healthy' };
   }
 
-  private async rollback(ctx: FlowContext, current: string, why: string): Promise<MarkGoodResult> {
+  private async rollback(ctx: FlowContext, current: string, code: 'OUTPOST_E_OTA_SWITCH_LOST' | 'OUTPOST_E_OTA_TRIAL_FAILED', why: string): Promise<MarkGoodResult> {
     const { selector } = this.deps;
     const target = ctx.rec.target;
+    if (code === 'OUTPOST_E_OTA_SWITCH_LOST') ctx.log.error({ target, booted: current, env: await selector.describe().catch(() => ({})) }, 'ota slot switch lost');
     await ctx.transition('booted-other', {
-      lastError: { code: 'OUTPOST_E_OTA_UNHEALTHY', message: why, state: ctx.rec.state, at: this.deps.clock.now() },
+      lastError: { code, message: why, state: ctx.rec.state, at: this.deps.clock.now() },
       committed: { bootname: current, version: ctx.rec.slots[current]?.version ?? ctx.rec.committed?.version ?? null, at: this.deps.clock.now() },
     });
     if (target && target !== current) await selector.setState(target, 'bad');
     await selector.setState(current, 'good');
     await this.finish(ctx);
-    return { outcome: 'rolled-back', booted: current, rebootRequested: false, detail: why };
+    return { outcome: 'rolled-back', booted: current, rebootRequested: false, detail: why, code };
   }
 
   private async lateFallback(ctx: FlowContext, current: string, o: { reboot: boolean }): Promise<MarkGoodResult> {

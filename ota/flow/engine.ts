@@ -59,7 +59,9 @@ const FAILURE_EVENTS: readonly FlowEvent[] = ['failed', 'cancelled', 'gave-up', 
  * state is persisted (version + 1) before its entry action runs, so a crash at any point resumes
  * in a state whose entry action is idempotent; leave hooks run before success transitions and error
  * hooks before failure transitions; the loop breaker refuses success transitions beyond
- * `maxTransitions`.
+ * `maxTransitions`; every save is a read-modify-write of the record on disk under the OTA state lock:
+ * fields another process wrote meanwhile (mark-good's `committed`) are kept, and a record that has moved
+ * to another state or update is never written over (OUTPOST_E_OTA_STATE_CONFLICT).
  */
 export class FlowContext {
   constructor(
@@ -85,8 +87,18 @@ export class FlowContext {
 
   /** Persists changes that are not a transition (e.g. `switched`, counters). */
   async patch(p: Partial<FlowRecord>): Promise<FlowRecord> {
-    this.rec = await this.deps.store.save({ ...this.rec, ...p });
+    this.rec = await this.deps.store.update((fresh) => ({ ...this.sameUpdate(fresh), ...p }));
     return this.rec;
+  }
+
+  /** The record on disk, if it is still in this context's state and update; else a conflict. */
+  private sameUpdate(fresh: FlowRecord): FlowRecord {
+    if (fresh.state !== this.rec.state || fresh.updateId !== this.rec.updateId) {
+      throw new OutpostError('OUTPOST_E_OTA_STATE_CONFLICT', `another OTA process moved the update to state ${fresh.state} meanwhile`, {
+        details: { expected: this.rec.state, found: fresh.state, updateId: fresh.updateId },
+      });
+    }
+    return fresh;
   }
 
   async transition(event: FlowEvent, p: Partial<FlowRecord> = {}): Promise<FlowRecord> {
@@ -105,15 +117,18 @@ export class FlowContext {
       if (r === 'failed') throw new OutpostError('OUTPOST_E_OTA_HOOK', `leave hook of ${from} failed`, { details: { state: from } });
     }
     const at = this.deps.clock.now();
-    this.rec = await this.deps.store.save({
-      ...this.rec,
-      ...p,
-      state: to,
-      transitions,
-      resumes: 0,
-      retryAt: null,
-      deferred: null,
-      history: [...this.rec.history, { from, event, to, at, version: this.rec.version + 1 }],
+    this.rec = await this.deps.store.update((fresh) => {
+      const base = this.sameUpdate(fresh);
+      return {
+        ...base,
+        ...p,
+        state: to,
+        transitions,
+        resumes: 0,
+        retryAt: null,
+        deferred: null,
+        history: [...base.history, { from, event, to, at, version: base.version + 1 }],
+      };
     });
     this.log.info({ from, event, to, version: this.rec.version, updateId: this.rec.updateId }, 'ota state transition');
     return this.rec;

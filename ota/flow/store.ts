@@ -3,6 +3,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { OutpostError } from '../../src/errors/outpost-error.js';
 import { writeFileAtomic } from '../atomic-file.js';
+import type { EnvGuard } from '../boot/boot-file.js';
 import type { FlowEvent, FlowState } from './states.js';
 
 export interface BundleSummary {
@@ -75,14 +76,20 @@ function checksum(json: string): string {
 }
 
 /**
- * The flow record on disk (`<dataDir>/state.json`). Invariants: a save is atomic (temp, fsync,
- * rename, directory fsync) and carries a sha256 of the record, so a reader sees a whole previous or
- * whole new record, and detects a damaged one; `version` strictly increases across saves.
+ * The flow record on disk (`<dataDir>/state.json`), shared by every OTA process (agent, mark-good,
+ * resume, the CLI). Invariants: a save is atomic (temp, fsync, rename, directory fsync) and carries a
+ * sha256 of the record, so a reader sees a whole previous or whole new record, and detects a damaged one;
+ * `version` strictly increases across saves; a save is a compare-and-swap under the OTA state lock: it
+ * writes only when the record on disk still has the version the caller read (else
+ * OUTPOST_E_OTA_STATE_CONFLICT), so no process writes back a record another process has moved on from.
  */
 export class FlowStore {
   readonly file: string;
 
-  constructor(dataDir: string) {
+  constructor(
+    dataDir: string,
+    private readonly guard: EnvGuard = { with: (fn) => fn() },
+  ) {
     this.file = path.join(dataDir, 'state.json');
   }
 
@@ -109,8 +116,29 @@ export class FlowStore {
     return { ...initialRecord(), ...rec };
   }
 
-  /** Persists `rec` with version+1 and returns what was written. */
+  /** Persists `rec` with version+1 if the record on disk is still version `rec.version`; returns what was written. */
   async save(rec: FlowRecord): Promise<FlowRecord> {
+    return this.guard.with(async () => {
+      const onDisk = await this.load().catch(() => null); // a damaged record has nothing to protect
+      if (onDisk !== null && onDisk.version !== rec.version) {
+        throw new OutpostError('OUTPOST_E_OTA_STATE_CONFLICT', `the update state moved on to version ${onDisk.version} (state ${onDisk.state}) since version ${rec.version} was read`, {
+          details: { read: rec.version, onDisk: onDisk.version, state: onDisk.state },
+        });
+      }
+      return this.write(rec);
+    });
+  }
+
+  /** Read-modify-write of the current record under the lock: `fn` gets the record as it is on disk now; null writes nothing. */
+  async update(fn: (current: FlowRecord) => FlowRecord | null): Promise<FlowRecord> {
+    return this.guard.with(async () => {
+      const current = await this.load();
+      const next = fn(current);
+      return next === null ? current : this.write({ ...next, version: current.version });
+    });
+  }
+
+  private async write(rec: FlowRecord): Promise<FlowRecord> {
     const next: FlowRecord = { ...rec, version: rec.version + 1, history: rec.history.slice(-HISTORY) };
     const json = JSON.stringify(next);
     await mkdir(path.dirname(this.file), { recursive: true });

@@ -192,13 +192,34 @@ export class Updater {
     const { target } = ctx.rec;
     if (!target) throw new OutpostError('OUTPOST_E_OTA_STATE', 'reboot-pending without a target slot');
     if (!ctx.rec.switched) {
-      await ctx.enter();
-      await this.deps.selector.setPrimary(target);
-      await ctx.patch({ switched: true, bootId: await this.deps.bootId() });
+      await ctx.enter(); // a hook asking to retry later keeps the state for `outpost ota resume`
+      try {
+        await this.switchTo(ctx, target);
+      } catch (e) {
+        // Cleanly refused: the target is taken out of the boot order again and the update ends here.
+        ctx.log.error({ target, err: ctx.errorOf(e) }, 'ota switch failed; the booted slot stays');
+        await this.deps.selector.setState(target, 'bad').catch(() => undefined);
+        await this.closeBundle();
+        await ctx.transition('cancelled', { lastError: ctx.errorOf(e) });
+        throw e;
+      }
     }
-    o.onProgress?.({ state: 'reboot-pending', percent: 100, detail: { target } });
+    o.onProgress?.({ state: 'reboot-pending', percent: 100, detail: { target, switchVerified: true } });
     if (o.reboot ?? ctx.rec.request?.reboot ?? false) await this.deps.reboot(await this.deps.selector.trialRebootArg());
     return ctx.rec;
+  }
+
+  /** Makes the target primary; recorded as switched only once the bootloader's view of the environment says so. */
+  private async switchTo(ctx: FlowContext, target: string): Promise<void> {
+    // setPrimary reads its write back as the bootloader will (OUTPOST_E_OTA_BOOT_ENV_UNVERIFIED otherwise);
+    // the selector must then also name the target primary.
+    await this.deps.selector.setPrimary(target);
+    const primary = await this.deps.selector.getPrimary();
+    if (primary !== target) {
+      throw new OutpostError('OUTPOST_E_OTA_BOOT_ENV_UNVERIFIED', `after switching to ${target} the boot environment names ${primary} primary`, { details: { target, primary } });
+    }
+    await ctx.patch({ switched: true, bootId: await this.deps.bootId() });
+    this.deps.logger.info({ target, env: await this.deps.selector.describe().catch(() => ({})) }, 'ota switch written and verified');
   }
 
   private async closeBundle(): Promise<void> {

@@ -33,6 +33,22 @@ export const OTA_CODES = {
   OUTPOST_E_OTA_BOOT_ENV: { area: 'ota', summary: 'The bootloader environment (U-Boot env, grubenv, autoboot.txt) is unreadable, corrupt or has no bootable slot.', input: false },
   OUTPOST_E_OTA_BOOT_BACKEND: { area: 'ota', summary: 'A custom boot-selection backend command failed or printed something outside the RAUC contract.', input: false },
   OUTPOST_E_OTA_STATE: { area: 'ota', summary: 'The persisted update state is corrupt, or an event is not allowed in the current state.', input: false },
+  OUTPOST_E_OTA_BOOT_ENV_UNVERIFIED: {
+    area: 'ota',
+    summary: 'A boot-environment write does not read back the same through the path the bootloader reads (the partition device, O_DIRECT): the switch is not reported done.',
+    input: false,
+  },
+  OUTPOST_E_OTA_STATE_CONFLICT: {
+    area: 'ota',
+    summary: 'Another OTA process changed the update state between this process reading and writing it; nothing was written over it.',
+    input: false,
+  },
+  OUTPOST_E_OTA_SWITCH_LOST: {
+    area: 'ota',
+    summary: 'After the reboot meant to start the trial, the bootloader never tried the new slot: the switch did not reach the environment it reads.',
+    input: false,
+  },
+  OUTPOST_E_OTA_TRIAL_FAILED: { area: 'ota', summary: 'The bootloader tried the new slot and fell back to the old one (the trial boot failed before mark-good).', input: false },
   OUTPOST_E_OTA_BUSY: { area: 'ota', summary: 'Another update is in progress (or waits for its reboot); resume or cancel it first.', input: true },
   OUTPOST_E_OTA_DEFERRED: { area: 'ota', summary: 'The update was deferred: an application holds the update lock, or a hook exited 75 (retry later). The state is kept for `outpost ota resume`.', input: false },
   OUTPOST_E_OTA_HOOK: { area: 'ota', summary: 'A state hook failed (non-zero exit other than 75, or a timeout).', input: false },

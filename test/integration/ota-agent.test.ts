@@ -94,7 +94,7 @@ describe('OTA agent (outpost ota agent) and the runtime with ota.fleet.via: agen
     onTestFinished(() => side.stopping());
     const updates: Array<{ percent?: number; state: string }> = [];
     const result = await run(side.commands, 'ota.install', { url: srv.url('v2.raucb'), sha256: sha, version: '2.0.0' }, (u) => updates.push(u));
-    expect(result).toEqual({ state: 'reboot-pending', version: '2.0.0', target: 'B', rebootScheduled: true });
+    expect(result).toEqual({ state: 'reboot-pending', version: '2.0.0', target: 'B', switchVerified: true, rebootScheduled: true });
     expect([...new Set(updates.map((u) => u.state))]).toEqual(['downloading', 'verifying', 'installing', 'reboot-pending']);
     expect(rig.fwPrintenv()).toMatchObject({ BOOT_ORDER: 'B A' });
     expect(readFileSync(rig.slot('B')).subarray(0, 2 * 1024 * 1024).equals(readFileSync(join(dir, 'rootfs.img')))).toBe(true);

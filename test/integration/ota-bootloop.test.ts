@@ -111,7 +111,7 @@ describe.each(['uboot', 'grub', 'tryboot'] as const)('boot-loop harness: %s', (k
     expect(gw.boots.at(-1)).toEqual({ slot: 'A', outcome: 'rolled-back' });
     const sys = await gw.rig.system();
     const st = await sys.status();
-    expect(st.update).toMatchObject({ state: 'rolled-back', committed: { bootname: 'A' }, lastError: { code: 'OUTPOST_E_OTA_UNHEALTHY' } });
+    expect(st.update).toMatchObject({ state: 'rolled-back', committed: { bootname: 'A' }, lastError: { code: 'OUTPOST_E_OTA_TRIAL_FAILED' } });
     expect(st.slots.map((s) => s.state)).toEqual(['good', 'bad']);
     expect(st.securityVersion).toBe('0');
     expect(slotSha(gw.rig, 'A')).toBe(aBefore);

@@ -43,7 +43,7 @@ describe('fleet command ota.install', () => {
     const params = h.parse({ url: srv.url('v2.raucb'), sha256: createHash('sha256').update(readFileSync(bundle)).digest('hex').toUpperCase(), version: '2.0.0' });
     const updates: Array<{ percent?: number; state: string }> = [];
     const result = await h.run(params, (u) => updates.push(u), new AbortController().signal);
-    expect(result).toEqual({ state: 'reboot-pending', version: '2.0.0', target: 'B', rebootScheduled: true });
+    expect(result).toEqual({ state: 'reboot-pending', version: '2.0.0', target: 'B', switchVerified: true, rebootScheduled: true });
     expect([...new Set(updates.map((u) => u.state))]).toEqual(['downloading', 'verifying', 'installing', 'reboot-pending']);
     expect(updates.at(-1)?.percent).toBe(100);
     expect(rig.fwPrintenv()).toMatchObject({ BOOT_ORDER: 'B A' });

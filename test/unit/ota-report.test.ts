@@ -67,7 +67,7 @@ describe('OtaOutcomeReporter', () => {
   it('reports a rollback once, with the update id and version, and not again after a restart', async () => {
     const r = rig([{ state: 'rolled-back', updateId: 'u1', bundleVersion: '2.0.0', booted: 'A', lastError: { code: 'OUTPOST_E_OTA_UNHEALTHY' } }]);
     expect(await r.make().checkOnce()).toBe('reported');
-    expect(r.reported).toEqual([{ event: 'ota.rolled-back', data: { updateId: 'u1', state: 'rolled-back', version: '2.0.0', booted: 'A', primary: 'A', lastError: { code: 'OUTPOST_E_OTA_UNHEALTHY' } } }]);
+    expect(r.reported).toEqual([{ event: 'ota.rolled-back', data: { updateId: 'u1', state: 'rolled-back', version: '2.0.0', booted: 'A', primary: 'A', reason: 'unhealthy', lastError: { code: 'OUTPOST_E_OTA_UNHEALTHY' } } }]);
     expect(JSON.parse(readFileSync(join(r.dir, 'marker.json'), 'utf8'))).toMatchObject({ updateId: 'u1', state: 'rolled-back' });
     expect(await r.make().checkOnce()).toBe('already-reported');
     expect(r.reported).toHaveLength(1);
