@@ -3,10 +3,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/net.js';
 import type { TestProcess } from '../helpers/process.js';
-import { builtDisk, E2E_DIR, GuestLink, HOOK, readGrubenv, REPO, ScenarioClock, startMosquitto } from './harness.js';
+import { builtDisk, E2E_DIR, GuestLink, HOOK, keepArtifacts, readGrubenv, REPO, ScenarioClock, startMosquitto } from './harness.js';
 import { QemuVm } from './qemu-vm.js';
 
 /**
@@ -116,6 +116,12 @@ beforeAll(async () => {
   });
 }, 120_000);
 
+afterEach(async (ctx) => {
+  // A failed scenario keeps the guest console, the OTA units' journals and the boot environment (as Linux
+  // and as GRUB will read it) in a git-ignored folder, and prints where.
+  if (ctx.task.result?.state === 'fail') await keepArtifacts(ctx.task.name, vm, link);
+});
+
 afterAll(async () => {
   await vm?.kill();
   await link?.close();
@@ -162,7 +168,7 @@ describe('x86-64 image under QEMU (TCG, OVMF, GRUB A/B)', () => {
       const events = link.systemEvents.length;
       await link.command('ota-1', 'ota.install', { url: 'http://10.0.2.101/bundle.raucb', sha256: bundleSha, version: bundleVersion });
       const done = await link.finalReply('ota-1', 20 * 60_000);
-      expect(done, JSON.stringify(done)).toMatchObject({ status: 'ok', result: { state: 'reboot-pending', version: bundleVersion, target: 'B', rebootScheduled: true } });
+      expect(done, JSON.stringify(done)).toMatchObject({ status: 'ok', result: { state: 'reboot-pending', version: bundleVersion, target: 'B', switchVerified: true, rebootScheduled: true } });
       const mine = link.replies.filter((r) => r.id === 'ota-1');
       expect(mine[0]?.status).toBe('accepted');
       expect(new Set(mine.filter((r) => r.status === 'progress').map((r) => r.state))).toEqual(new Set(['downloading', 'verifying', 'installing', 'reboot-pending']));
@@ -193,7 +199,7 @@ describe('x86-64 image under QEMU (TCG, OVMF, GRUB A/B)', () => {
       const from = vm.mark();
       const events = link.systemEvents.length;
       await link.command('ota-2', 'ota.install', { url: 'http://10.0.2.101/bundle.raucb', sha256: bundleSha, version: bundleVersion });
-      expect(await link.finalReply('ota-2', 20 * 60_000)).toMatchObject({ status: 'ok', result: { target: 'A', rebootScheduled: true } });
+      expect(await link.finalReply('ota-2', 20 * 60_000)).toMatchObject({ status: 'ok', result: { target: 'A', switchVerified: true, rebootScheduled: true } });
       await vm.waitFor(/OUTPOST-GRUB: booting slot A \(ORDER=A B/, 10 * 60_000, from);
       await vm.waitFor(/OUTPOST-E2E: slot A made unhealthy/, BOOT_MS, from);
       // mark-good times out on the unhealthy trial and reboots; GRUB skips the tried slot A and boots B.

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { freePort, waitForPort } from '../helpers/net.js';
@@ -182,4 +182,46 @@ export class ScenarioClock {
       writeFileSync(path.join(E2E_DIR, 'scenario-times.json'), `${JSON.stringify(this.times, null, 2)}\n`);
     }
   }
+}
+
+/** Where failed scenarios leave their evidence (git-ignored, under .image-build/). */
+export const ARTIFACTS = path.join(E2E_DIR, 'artifacts');
+
+const GUEST_EVIDENCE = [
+  'echo "== uptime"; cat /proc/uptime',
+  'echo "== boot environment through Linux"; grub-editenv /boot/efi/EFI/BOOT/grubenv list',
+  'echo "== boot environment as GRUB reads it (the ESP through its FAT, O_DIRECT)"',
+  `node --input-type=module -e "import { GrubEnv } from '/opt/outpost/dist/ota/boot/grub-env.js'; console.log([...(await new GrubEnv('/boot/efi/EFI/BOOT/grubenv').readAsBootloader())].map(([k, v]) => k + '=' + v).join(' '))" 2>&1`,
+  'echo "== mounts"; findmnt -rn -o TARGET,SOURCE,FSTYPE,OPTIONS /boot/efi /var /data',
+  'echo "== update state"; cat /var/lib/outpost/ota/state.json',
+  'echo "== units"; systemctl status --no-pager outpost-ota-agent outpost-ota-mark-good outpost-ota-resume 2>&1 | head -60',
+  'echo "== journal, this boot"; journalctl -b 0 -o short-monotonic --no-pager -u outpost-ota-agent -u outpost-ota-mark-good -u outpost-ota-resume -u outpost -u boot-efi.mount | tail -400',
+  'echo "== journal, previous boot"; journalctl -b -1 -o short-monotonic --no-pager -u outpost-ota-agent -u outpost-ota-mark-good -u outpost-ota-resume -u outpost -u boot-efi.mount 2>&1 | tail -400',
+  'echo "== kernel FAT messages"; journalctl -k -b 0 --no-pager | grep -i fat | tail -20',
+].join('; ');
+
+/**
+ * Keeps the evidence of a failed scenario: the guest console log (every boot), and from the guest when it
+ * still answers: the boot environment as Linux and as GRUB read it, mounts, the update state and the
+ * journals of the OTA units for this and the previous boot. Prints the folder.
+ */
+export async function keepArtifacts(scenario: string, vm: { logFile(): string } | undefined, link: GuestLink | undefined): Promise<string> {
+  const slug = scenario.replace(/[^A-Za-z0-9]+/g, '-').slice(0, 40).replace(/-+$/, '');
+  const out = path.join(ARTIFACTS, `${new Date().toISOString().replace(/[:.]/g, '-')}-${slug}`);
+  mkdirSync(out, { recursive: true });
+  try {
+    if (vm && existsSync(vm.logFile())) copyFileSync(vm.logFile(), path.join(out, 'console.log'));
+  } catch (e) {
+    writeFileSync(path.join(out, 'console.error.txt'), String(e));
+  }
+  if (link) {
+    try {
+      const r = await link.exec(GUEST_EVIDENCE, 90_000);
+      writeFileSync(path.join(out, 'guest.txt'), `${r.stdout}\n--- stderr ---\n${r.stderr}\n--- exit ${r.code} ---\n`);
+    } catch (e) {
+      writeFileSync(path.join(out, 'guest.txt'), `the guest did not answer: ${String(e)}\n`);
+    }
+  }
+  console.log(`e2e: artifacts of the failed scenario "${scenario}" are in ${out}`);
+  return out;
 }

@@ -62,7 +62,7 @@ export class QemuVm {
       '-netdev', net, '-device', 'virtio-net-pci,netdev=n0',
       ...this.o.fwCfg.flatMap((f) => ['-fw_cfg', `name=${f.name},file=${f.file}`]),
     ];
-    this.log ??= createWriteStream(path.join(this.o.workDir, `${this.o.name}-console.log`), { flags: 'a' });
+    this.log ??= createWriteStream(this.logFile(), { flags: 'a' });
     this.log.write(`\n===== power on at ${this.elapsed()} s =====\n`);
     const child = spawn('timeout', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
@@ -78,6 +78,11 @@ export class QemuVm {
       if (this.child === child) this.child = undefined;
       for (const w of this.waiters) w();
     });
+  }
+
+  /** The console log file (every boot of this guest, appended). */
+  logFile(): string {
+    return path.join(this.o.workDir, `${this.o.name}-console.log`);
   }
 
   running(): boolean {
