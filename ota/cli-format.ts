@@ -1,4 +1,6 @@
+import type { BundleInfo } from './bundle/bundle.js';
 import type { OtaProgress } from './flow/engine.js';
+import type { BundleVerdict, InfoCheck } from './info.js';
 import type { OtaStatus } from './system.js';
 
 const MiB = 1024 * 1024;
@@ -82,4 +84,28 @@ export function renderStatus(s: OtaStatus, now: number): string {
   if (s.locks.length > 0) lines.push(`update lock: held by ${s.locks.map((l) => `${l.name} (pid ${l.pid}${l.reason ? `, ${l.reason}` : ''})`).join(', ')}`);
   lines.push('', 'bootloader variables:', ...Object.entries(s.bootloader.vars).map(([k, v]) => `  ${k}=${v}`));
   return lines.join('\n');
+}
+
+/** Human-readable `outpost ota info`: the manifest, one line per check, and what install would do. */
+export function renderInfo(file: string, info: BundleInfo, verdict: BundleVerdict): string {
+  const m = info.manifest;
+  const width = Math.max(...verdict.checks.map((c) => c.check.length));
+  const result = (c: InfoCheck) => (c.result === 'refused' ? `REFUSED  ${c.code ?? ''}: ${c.detail}` : `${c.result.padEnd(8)} ${c.detail}`);
+  const unchecked = verdict.checks.filter((c) => c.result === 'unchecked').map((c) => c.check);
+  const install =
+    verdict.refusals.length > 0
+      ? `would refuse this bundle (${[...new Set(verdict.refusals.map((r) => r.code))].join(', ')})`
+      : verdict.checks.some((c) => c.check === 'device')
+        ? 'not checked against a device (give -c <config> or --compatible)'
+        : `no refusal found${unchecked.length > 0 ? `; not checked: ${[...new Set(unchecked)].join(', ')}` : ''}`;
+  return [
+    `bundle:      ${file} (${info.format}, ${info.size} bytes, squashfs ${info.compressor})`,
+    `compatible:  ${m.compatible}`,
+    `version:     ${m.version}${m.securityVersion > 0n ? ` (security version ${m.securityVersion})` : ''}`,
+    `signed by:   ${info.chain.join(' <- ')}${info.signingTime ? ` at ${info.signingTime.toISOString()}` : ''}`,
+    ...m.images.map((i) => `image:       ${i.slotClass}${i.variant ? `.${i.variant}` : ''} ${i.filename} ${i.size} bytes sha256 ${i.sha256}`),
+    'checks:',
+    ...verdict.checks.map((c) => `  ${c.check.padEnd(width)}  ${result(c)}`),
+    `install:     ${install}`,
+  ].join('\n');
 }

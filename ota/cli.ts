@@ -2,12 +2,12 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Argument, Command, Option } from 'commander';
-import { pino } from 'pino';
+import type { Logger } from 'pino';
 import { systemClock } from '../hal/clock.js';
 import { reportError, type CliIo } from '../src/cli/program.js';
 import { OutpostError, isOutpostError } from '../src/errors/outpost-error.js';
-import { createLogger } from '../src/log/logger.js';
-import { ProgressBar, renderStatus } from './cli-format.js';
+import { createCliLogger, defaultCliLogFormat, type CliLogFormat } from '../src/log/cli-logger.js';
+import { ProgressBar, renderInfo, renderStatus } from './cli-format.js';
 import type { OtaProgress } from './flow/engine.js';
 import type { OtaSystem, OtaWiring } from './system.js';
 
@@ -17,6 +17,7 @@ const EXIT_DEFERRED = 75;
 interface Common {
   config?: string;
   logLevel?: string;
+  logFormat?: CliLogFormat;
 }
 
 export interface OtaCliOptions extends OtaWiring {
@@ -24,9 +25,11 @@ export interface OtaCliOptions extends OtaWiring {
   readonly stderr?: { isTTY?: boolean; write(s: string): unknown };
 }
 
-function usage(message: string): OutpostError {
-  return new OutpostError('OUTPOST_E_CLI_USAGE', message);
+function usage(message: string, cause?: unknown): OutpostError {
+  return new OutpostError('OUTPOST_E_CLI_USAGE', message, cause !== undefined ? { cause } : {});
 }
+
+const isUrl = (s: string) => /^https?:\/\//i.test(s);
 
 /** `outpost ota …`: install, status, mark-good, the RAUC backend contract, bundles and the update lock. */
 export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliIo, setExit: (code: number) => void) => void {
@@ -47,18 +50,27 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
         }
       };
 
+    // JSON lines when systemd runs the command (stderr is the journal), readable lines in a terminal; see src/log/cli-logger.ts.
+    const logger = (o: Common, fallback: CliLogFormat = defaultCliLogFormat(io.env)): Promise<Logger> =>
+      createCliLogger({ level: o.logLevel ?? 'warn', format: o.logFormat ?? fallback, writeText: (t) => io.err(t.replace(/\n$/, '')) });
     const load = async (o: Common): Promise<OtaSystem> => {
       const file = o.config ?? io.env['OUTPOST_CONFIG'] ?? DEFAULT_CONFIG;
       // The updater is loaded only when an `ota` command runs: no cost for `outpost run` and others.
       const [{ loadOtaConfig }, { createOta }] = await Promise.all([import('./config.js'), import('./system.js')]);
       const loaded = await loadOtaConfig(file);
-      const logger = await createLogger({ level: o.logLevel ?? 'warn', pretty: false, destination: pino.destination({ fd: 2, sync: true }) });
-      return createOta(loaded.ota, { configDir: loaded.configDir, gatewayDataDir: loaded.dataDir }, { logger, clock: systemClock, fetch: io.fetch, wiring: options });
+      return createOta(loaded.ota, { configDir: loaded.configDir, gatewayDataDir: loaded.dataDir }, { logger: await logger(o), clock: systemClock, fetch: io.fetch, wiring: options });
+    };
+    /** A local bundle path must name a readable file: OUTPOST_E_OTA_BUNDLE_MISSING before any state is written. */
+    const checkLocalBundle = async (source: string): Promise<void> => {
+      if (isUrl(source)) return;
+      const { openBundleFile } = await import('./bundle/bundle.js');
+      await (await openBundleFile(source)).close();
     };
     const common = (c: Command) =>
       c
         .option('-c, --config <file>', `configuration file (default $OUTPOST_CONFIG or ${DEFAULT_CONFIG})`)
-        .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug']).default('warn'));
+        .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug']).default('warn'))
+        .addOption(new Option('--log-format <format>', 'log lines on stderr: json (default when stderr is the journal) or text').choices(['json', 'text']));
     const progress = () => {
       const tty = Boolean(stderr.isTTY);
       const bar = new ProgressBar(tty ? (s) => void stderr.write(s) : (s) => io.err(s.replace(/\n$/, '')), tty);
@@ -99,6 +111,7 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
     ).action(
       act(async (source: string, o: Common & { sha256?: string; version?: string; reboot?: boolean; json?: boolean }) => {
         if (o.sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(o.sha256)) throw usage('--sha256 needs 64 hex digits');
+        await checkLocalBundle(source);
         const sys = await load(o);
         const { bar, onProgress } = progress();
         const rec = await withSigint((signal) =>
@@ -123,7 +136,8 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
         const file = o.config ?? io.env['OUTPOST_CONFIG'] ?? DEFAULT_CONFIG;
         const [{ loadOtaConfig }, { runOtaAgent }] = await Promise.all([import('./config.js'), import('./agent/run.js')]);
         const loaded = await loadOtaConfig(file);
-        const logger = await createLogger({ level: o.logLevel ?? 'warn', pretty: false, destination: pino.destination({ fd: 2, sync: true }) });
+        // A daemon: JSON log lines unless --log-format text.
+        const root = await logger(o, 'json');
         const ctl = new AbortController();
         const stop = () => ctl.abort();
         process.once('SIGINT', stop);
@@ -131,7 +145,7 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
         try {
           await runOtaAgent({
             loaded,
-            logger: logger.child({ component: 'ota-agent' }),
+            logger: root.child({ component: 'ota-agent' }),
             clock: systemClock,
             fetch: io.fetch,
             wiring: options,
@@ -221,27 +235,43 @@ export function otaCli(options: OtaCliOptions = {}): (program: Command, io: CliI
       }),
     );
 
-    common(ota.command('info').description('verify a bundle and show its manifest').argument('<bundle>').option('--keyring <pem>', 'CA certificates (default: ota.keyring)').option('--json', 'print JSON')).action(
-      act(async (file: string, o: Common & { keyring?: string; json?: boolean }) => {
-        const { parseKeyring } = await import('./bundle/cms.js');
-        const { VerifiedBundle } = await import('./bundle/bundle.js');
-        const keyring = o.keyring ? parseKeyring(await readFile(o.keyring, 'utf8')) : await (await load(o)).deps.keyring();
+    common(
+      ota
+        .command('info')
+        .description('verify a bundle, show its manifest and check what `ota install` would refuse (exit 2 when it would)')
+        .argument('<bundle>')
+        .option('--keyring <pem>', 'CA certificates (default: ota.keyring; without -c no device checks unless --compatible)')
+        .option('--compatible <name>', "check against this compatible instead of the configuration's ota.compatible")
+        .option('--min-version <version>', 'check against this version floor instead of ota.minVersion')
+        .option('--json', 'print JSON'),
+    ).action(
+      act(async (file: string, o: Common & { keyring?: string; compatible?: string; minVersion?: string; json?: boolean }) => {
+        const [{ parseKeyring }, { VerifiedBundle }, { parseSemVer }, info] = await Promise.all([import('./bundle/cms.js'), import('./bundle/bundle.js'), import('./bundle/version.js'), import('./info.js')]);
+        if (o.minVersion !== undefined && parseSemVer(o.minVersion) === null) throw usage(`--min-version ${o.minVersion} is not a SemVer version (MAJOR.MINOR.PATCH)`);
+        // With --keyring alone the bundle is checked on its own (a build host); a configuration adds the device's checks.
+        const withConfig = o.keyring === undefined || o.config !== undefined || io.env['OUTPOST_CONFIG'] !== undefined;
+        const sys = withConfig ? await load(o) : null;
+        const keyringFlag = async (pemFile: string) => {
+          const pem = await readFile(pemFile, 'utf8').catch((e: unknown) => {
+            throw usage(`--keyring ${pemFile} cannot be read`, e);
+          });
+          const certs = parseKeyring(pem);
+          if (certs.length === 0) throw usage(`--keyring ${pemFile} holds no PEM certificate`);
+          return certs;
+        };
+        const keyring = o.keyring !== undefined ? await keyringFlag(o.keyring) : await (sys as OtaSystem).deps.keyring();
+        const flags = { ...(o.compatible !== undefined ? { compatible: o.compatible } : {}), ...(o.minVersion !== undefined ? { minVersion: o.minVersion } : {}) };
+        const device = sys !== null ? await info.deviceViewFromSystem(sys, flags) : o.compatible !== undefined ? info.deviceViewFromFlags({ ...flags, compatible: o.compatible }) : null;
         const b = await VerifiedBundle.open(file, { keyring, now: new Date() });
-        await b.close();
+        const verdict = await info.inspectBundle(b, device).finally(() => b.close());
         const m = b.manifest;
-        const info = { ...b.info, manifest: { ...m, securityVersion: m.securityVersion.toString() } };
         io.out(
           o.json
-            ? JSON.stringify(info, null, 2)
-            : [
-                `bundle:      ${file} (${b.info.format}, ${b.info.size} bytes, squashfs ${b.info.compressor})`,
-                `compatible:  ${m.compatible}`,
-                `version:     ${m.version}${m.securityVersion > 0n ? ` (security version ${m.securityVersion})` : ''}`,
-                `signed by:   ${b.info.chain.join(' <- ')}${b.info.signingTime ? ` at ${b.info.signingTime.toISOString()}` : ''}`,
-                ...m.images.map((i) => `image:       ${i.slotClass} ${i.filename} ${i.size} bytes sha256 ${i.sha256}`),
-              ].join('\n'),
+            ? JSON.stringify({ ...b.info, manifest: { ...m, securityVersion: m.securityVersion.toString() }, checks: verdict.checks, install: { refused: verdict.refusals.length > 0, refusals: verdict.refusals } }, null, 2)
+            : renderInfo(file, b.info, verdict),
         );
-        return 0;
+        for (const r of verdict.refusals) io.err(`outpost: ${r.code}: ${r.message} (\`outpost ota install\` would refuse this bundle)`);
+        return verdict.refusals.length > 0 ? 2 : 0;
       }),
     );
 

@@ -1,6 +1,6 @@
 import { createHash, type X509Certificate } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { OutpostError } from '../../src/errors/outpost-error.js';
+import { OutpostError, isOutpostError } from '../../src/errors/outpost-error.js';
 import { parseCms, verifyCms, type ParsedCms } from './cms.js';
 import { parseManifest, type Manifest, type ManifestImage } from './manifest.js';
 import { SquashfsReader, type ByteSource, type SquashfsFile } from './squashfs.js';
@@ -20,6 +20,37 @@ export interface OpenBundleOptions {
 
 function formatError(message: string, details: Record<string, unknown> = {}, cause?: unknown): OutpostError {
   return new OutpostError('OUTPOST_E_OTA_BUNDLE_FORMAT', message, { details, ...(cause !== undefined ? { cause } : {}) });
+}
+
+function missingError(path: string, cause?: unknown): OutpostError {
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code;
+  const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'does not exist' : code === 'EACCES' || code === 'EPERM' ? 'is not readable (permission denied)' : 'cannot be opened';
+  return new OutpostError('OUTPOST_E_OTA_BUNDLE_MISSING', `bundle file ${path} ${why}`, { details: { path }, ...(cause !== undefined ? { cause } : {}) });
+}
+
+/**
+ * Opens a bundle file for reading: OUTPOST_E_OTA_BUNDLE_MISSING when it does not exist, cannot be read or is not a
+ * regular file (a directory, a device), so a wrong path is never reported as a damaged bundle.
+ */
+export async function openBundleFile(path: string): Promise<FileHandle> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r');
+  } catch (e) {
+    throw missingError(path, e);
+  }
+  let regular: boolean;
+  try {
+    regular = (await fh.stat()).isFile();
+  } catch (e) {
+    await fh.close();
+    throw missingError(path, e);
+  }
+  if (!regular) {
+    await fh.close();
+    throw new OutpostError('OUTPOST_E_OTA_BUNDLE_MISSING', `bundle ${path} is not a regular file`, { details: { path } });
+  }
+  return fh;
 }
 
 /** Bytes of the payload region of the bundle file, unchecked (plain bundles are hashed as a whole first). */
@@ -109,12 +140,7 @@ export class VerifiedBundle {
 
   /** Opens and verifies `path`. Throws OUTPOST_E_OTA_BUNDLE_* naming what is wrong; writes nothing. */
   static async open(path: string, opts: OpenBundleOptions): Promise<VerifiedBundle> {
-    let fh: FileHandle;
-    try {
-      fh = await open(path, 'r');
-    } catch (e) {
-      throw formatError(`cannot open bundle ${path}`, { path }, e);
-    }
+    const fh = await openBundleFile(path);
     try {
       return await VerifiedBundle.verify(fh, path, opts);
     } catch (e) {
@@ -173,11 +199,13 @@ export class VerifiedBundle {
   }
 
   /**
-   * Checks every payload block of a verity bundle against the hash tree before anything is written
-   * (plain bundles were hashed as a whole by `open`). Image reads are checked again while writing,
-   * so a file changed in between is still caught.
+   * Checks, before anything is written, that every image the manifest names is in the payload with the size
+   * the manifest says, and every payload block of a verity bundle against the hash tree (plain bundles were
+   * hashed as a whole by `open`). Image reads are checked again while writing, so a file changed in between
+   * is still caught. Throws OUTPOST_E_OTA_BUNDLE_PAYLOAD (or _FORMAT for an unreadable payload).
    */
   async verifyPayload(opts: { signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Promise<void> {
+    for (const image of this.manifest.images) await this.payloadFile(image);
     if (!this.verity) return;
     const { raw, verifier } = this.verity;
     const chunk = HASH_CHUNK;
@@ -201,15 +229,26 @@ export class VerifiedBundle {
     return this.manifest.images.find((i) => i.slotClass === slotClass) ?? null;
   }
 
-  /** Streams an image's bytes (verified block by block for verity bundles); checks its size against the manifest. */
-  async streamImage(image: ManifestImage, sink: (chunk: Buffer) => Promise<void>, opts: { signal?: AbortSignal; readAhead?: number } = {}): Promise<void> {
-    const f: SquashfsFile = await this.fs.file(image.filename);
+  /** The payload's file for a manifest image; OUTPOST_E_OTA_BUNDLE_PAYLOAD when it is missing or its size differs. */
+  private async payloadFile(image: ManifestImage): Promise<SquashfsFile> {
+    let f: SquashfsFile;
+    try {
+      f = await this.fs.file(image.filename);
+    } catch (e) {
+      if (!isOutpostError(e, 'OUTPOST_E_OTA_BUNDLE_FORMAT') || e.details['path'] !== image.filename) throw e;
+      throw new OutpostError('OUTPOST_E_OTA_BUNDLE_PAYLOAD', `the manifest names image ${image.filename}, which the payload does not contain`, { cause: e, details: { filename: image.filename } });
+    }
     if (f.size !== image.size) {
       throw new OutpostError('OUTPOST_E_OTA_BUNDLE_PAYLOAD', `image ${image.filename} is ${f.size} bytes in the payload but the manifest says ${image.size}`, {
         details: { filename: image.filename, payload: f.size, manifest: image.size },
       });
     }
-    await this.fs.stream(f, sink, opts);
+    return f;
+  }
+
+  /** Streams an image's bytes (verified block by block for verity bundles); checks its size against the manifest. */
+  async streamImage(image: ManifestImage, sink: (chunk: Buffer) => Promise<void>, opts: { signal?: AbortSignal; readAhead?: number } = {}): Promise<void> {
+    await this.fs.stream(await this.payloadFile(image), sink, opts);
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,11 @@ export const OTA_CODES = {
     summary: 'The file is not a RAUC bundle or is truncated: no valid signature trailer, bad sizes, or an unreadable squashfs payload.',
     input: true,
   },
+  OUTPOST_E_OTA_BUNDLE_MISSING: {
+    area: 'ota',
+    summary: 'The bundle file does not exist or cannot be opened (wrong path, a directory, no permission to read it).',
+    input: true,
+  },
   OUTPOST_E_OTA_BUNDLE_SIGNATURE: {
     area: 'ota',
     summary: 'The bundle signature does not verify: the payload, manifest or signature was changed after signing.',
@@ -19,7 +24,7 @@ export const OTA_CODES = {
   OUTPOST_E_OTA_BUNDLE_MANIFEST: { area: 'ota', summary: 'The bundle manifest is malformed or lacks a required field (compatible, version, image sha256/size).', input: true },
   OUTPOST_E_OTA_BUNDLE_PAYLOAD: {
     area: 'ota',
-    summary: 'Payload data does not match what the signed manifest promises (verity block hash, image size or sha256).',
+    summary: 'Payload data does not match what the signed manifest promises (verity block hash, an image missing, image size or sha256).',
     input: true,
   },
   OUTPOST_E_OTA_BUNDLE_UNSUPPORTED: { area: 'ota', summary: 'The bundle uses a feature Outpost does not install (crypt format, a squashfs compressor other than gzip, install hooks).', input: true },

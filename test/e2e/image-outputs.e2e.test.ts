@@ -60,7 +60,10 @@ describe(`image outputs (${TARGET})`, () => {
       'ota:',
       `  compatible: outpost-${TARGET}`,
       `  keyring: ${path.join(REPO, 'image/keys/ca.cert.pem')}`,
-      '  slots: [{ bootname: A, device: /dev/null }, { bootname: B, device: /dev/null }]',
+      // The slot classes the target's bundle carries (rpi-arm64: rootfs and boot), or `ota info` says install would refuse it.
+      TARGET === 'x86-64'
+        ? '  slots: [{ bootname: A, device: /dev/null }, { bootname: B, device: /dev/null }]'
+        : '  slots: [{ bootname: A, devices: { rootfs: /dev/null, boot: /dev/null } }, { bootname: B, devices: { rootfs: /dev/null, boot: /dev/null } }]',
       `  bootloader: { type: grub, grubenv: ${path.join(E2E_DIR, 'grubenv')} }`,
       '',
     ].join('\n'));

@@ -78,3 +78,47 @@ describe('services/outpost-ota-agent.socket and .service', () => {
 it.each(['outpost-ota-mark-good.service', 'outpost-ota-resume.service', 'outpost-ota-agent.service'])('%s (root) has no StateDirectory= that would chown the runtime data to root', (unit) => {
   expect(directives(readFileSync(join(SERVICES, unit), 'utf8')).get('Service.StateDirectory')).toBeUndefined();
 });
+
+describe.each(['outpost-ota-agent.service', 'outpost-ota-mark-good.service', 'outpost-ota-resume.service'])('%s sandbox (docs/security-units.md)', (unit) => {
+  const d = directives(readFileSync(join(SERVICES, unit), 'utf8'));
+  const words = (key: string) => (d.get(`Service.${key}`) ?? []).flatMap((v) => v.split(/\s+/));
+
+  it('keeps root with CAP_DAC_OVERRIDE only, no new privileges', () => {
+    expect(d.get('Service.User')).toBeUndefined();
+    expect(d.get('Service.CapabilityBoundingSet')).toEqual(['CAP_DAC_OVERRIDE']);
+    expect(d.get('Service.AmbientCapabilities')).toEqual(['']);
+    expect(d.get('Service.NoNewPrivileges')).toEqual(['yes']);
+  });
+
+  it('writes only the data partition, the boot environments, the update locks and the reboot parameter', () => {
+    expect(d.get('Service.ProtectSystem')).toEqual(['strict']);
+    expect(words('ReadWritePaths').sort()).toEqual(['-/boot', '-/boot/efi', '-/boot/firmware', '-/run/outpost', '/run/systemd', '/var/lib/outpost'].sort());
+    expect(d.get('Service.ProtectHome')).toEqual(['yes']);
+    expect(d.get('Service.PrivateTmp')).toEqual(['yes']);
+  });
+
+  it('reaches disks (SCSI/SATA/USB, SD/eMMC, virtio, NVMe) and the TPM, nothing else', () => {
+    expect(d.get('Service.DevicePolicy')).toEqual(['closed']);
+    expect(d.get('Service.PrivateDevices')).toBeUndefined();
+    expect(d.get('Service.DeviceAllow')).toEqual(['block-sd rw', 'block-mmc rw', 'block-virtblk rw', 'block-blkext rw', '/dev/tpmrm0 rw', '/dev/tpm0 rw']);
+  });
+
+  it('filters system calls and namespaces, but leaves W+X memory to V8', () => {
+    expect(d.get('Service.SystemCallFilter')).toEqual(['@system-service']);
+    expect(d.get('Service.SystemCallArchitectures')).toEqual(['native']);
+    expect(d.get('Service.RestrictNamespaces')).toEqual(['yes']);
+    expect(d.get('Service.MemoryDenyWriteExecute')).toBeUndefined();
+    // ProcSubset=pid would hide /proc/cmdline and /proc/sys/kernel/random/boot_id, which the updater reads.
+    expect(d.get('Service.ProcSubset')).toBeUndefined();
+  });
+
+  it('has the network it needs: downloads for the agent and resume, loopback only for mark-good', () => {
+    expect(d.get('Service.RestrictAddressFamilies')).toEqual(['AF_UNIX AF_INET AF_INET6']);
+    if (unit.includes('mark-good')) {
+      expect(d.get('Service.IPAddressDeny')).toEqual(['any']);
+      expect(d.get('Service.IPAddressAllow')).toEqual(['localhost']);
+    } else {
+      expect(d.get('Service.IPAddressDeny')).toBeUndefined();
+    }
+  });
+});

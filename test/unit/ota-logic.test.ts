@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseManifest, renderManifest } from '../../ota/bundle/manifest.js';
-import { checkBundlePolicy } from '../../ota/bundle/policy.js';
+import { checkBundlePolicy, evaluateBundlePolicy } from '../../ota/bundle/policy.js';
 import { compareVersions } from '../../ota/bundle/version.js';
 import { VERITY_BLOCK, VerityVerifier, createHashTree, verityLayout } from '../../ota/bundle/verity.js';
 import { PRE_SWITCH, RESTING, TRANSITIONS, nextState, type FlowState } from '../../ota/flow/states.js';
@@ -42,6 +42,33 @@ describe('bundle policy', () => {
     [{ slotClasses: ['bootfs'] }, 'OUTPOST_E_OTA_CONFIG'],
   ])('refuses with %o', (over, code) => {
     expect(() => checkBundlePolicy(m, { ...policy, ...over })).toThrow(expect.objectContaining({ code }));
+  });
+});
+
+describe('bundle policy, every check (outpost ota info)', () => {
+  const m = parseManifest(manifest('\n[meta.outpost]\nsecurity-version=4\n'));
+  it('reports each check in install order, with every refusal rather than the first', () => {
+    const r = evaluateBundlePolicy(m, { compatible: 'Other', minVersion: '2.0.0', securityVersion: 5n, slotClasses: ['rootfs'] });
+    expect(r.findings.map((f) => [f.check, f.refusal?.code ?? null])).toEqual([
+      ['compatible', 'OUTPOST_E_OTA_INCOMPATIBLE'],
+      ['min-version', 'OUTPOST_E_OTA_DOWNGRADE'],
+      ['security-version', 'OUTPOST_E_OTA_DOWNGRADE'],
+      ['hooks', null],
+      ['images', null],
+    ]);
+    expect(() => checkBundlePolicy(m, { compatible: 'Other', minVersion: '2.0.0', securityVersion: 5n, slotClasses: ['rootfs'] })).toThrow(expect.objectContaining({ code: 'OUTPOST_E_OTA_INCOMPATIBLE' }));
+  });
+
+  it('marks what it could not check when the policy lacks the input', () => {
+    const r = evaluateBundlePolicy(m, { compatible: 'GW' });
+    expect(r.findings.filter((f) => !f.checked).map((f) => f.check)).toEqual(['min-version', 'security-version', 'images']);
+    expect(r.findings.every((f) => f.refusal === null)).toBe(true);
+    expect(r.images).toHaveLength(1);
+  });
+
+  it('refuses a version floor it cannot compare instead of throwing', () => {
+    const r = evaluateBundlePolicy(parseManifest(manifest().replace('version=1.2.3', 'version=2024-05')), { compatible: 'GW', minVersion: '1.0.0' });
+    expect(r.findings.find((f) => f.check === 'min-version')?.refusal?.code).toBe('OUTPOST_E_OTA_DOWNGRADE');
   });
 });
 
