@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { systemClock } from '../../hal/clock.js';
 import { configJsonSchema, loadConfig, type LoadedConfig } from '../config/load.js';
 import { loadConfigIsolated } from '../config/load-isolated.js';
+import { prepareDataDir } from '../config/data-dir.js';
 import { OutpostError, formatCauseChain, isOutpostError } from '../errors/outpost-error.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { createLogger } from '../log/logger.js';
@@ -49,6 +50,8 @@ export function reportError(io: CliIo, e: unknown): number {
 
 async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel?: string }, wiring: Wiring, io: CliIo): Promise<number> {
   const { config, files } = await loadConfigIsolated(configFile);
+  // Before anything starts: the data directory exists and is writable (OUTPOST_E_CONFIG_DATA_DIR otherwise).
+  await prepareDataDir(config.gateway.dataDir);
   const logger: Logger = await createLogger({ level: opts.logLevel ?? config.log.level, pretty: opts.pretty ?? config.log.pretty });
   const clockSync = wiring.clockSync?.(logger);
   await clockSync?.start();
