@@ -1,10 +1,10 @@
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
 import AjvModule, { type ValidateFunction } from 'ajv';
-import { parse as parseYaml } from 'yaml';
 import { formatAjvErrors } from '../src/config/error-format.js';
 import { nodeConfigFiles, type ConfigFiles } from '../src/config/load.js';
-import { mergeConfig } from '../src/config/merge.js';
+import { configError } from '../src/config/problems.js';
+import { mergeSources, readConfigSources } from '../src/config/sources.js';
 import { OutpostError } from '../src/errors/outpost-error.js';
 import { OtaConfig, type OtaConfigT } from './schema.js';
 
@@ -46,32 +46,14 @@ export function loadOtaConfig(main: string, files: ConfigFiles = nodeConfigFiles
 }
 
 async function loadWith(check: ValidateFunction, main: string, files: ConfigFiles): Promise<LoadedOtaConfig> {
-  const configDir = path.dirname(path.resolve(main));
-  const dropDir = path.join(configDir, 'config.d');
-  const used = [path.resolve(main), ...(await files.list(dropDir)).filter((n) => /\.(ya?ml|json)$/.test(n)).sort().map((n) => path.join(dropDir, n))];
-  let merged: unknown = {};
-  for (const f of used) {
-    let text: string;
-    try {
-      text = await files.readFile(f);
-    } catch (e) {
-      throw new OutpostError('OUTPOST_E_CONFIG_READ', `cannot read ${f}`, { cause: e, details: { file: f } });
-    }
-    let doc: unknown;
-    try {
-      doc = parseYaml(text, { uniqueKeys: true }) ?? {};
-    } catch (e) {
-      throw new OutpostError('OUTPOST_E_CONFIG_PARSE', `${f}: not valid YAML or JSON`, { cause: e, details: { file: f } });
-    }
-    if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw new OutpostError('OUTPOST_E_CONFIG_INVALID', `${f}: the top level must be a mapping of sections`, { details: { file: f } });
-    merged = mergeConfig(merged, doc);
-  }
-  const doc = structuredClone(merged) as { gateway?: unknown; ota?: unknown };
+  // The same files, limits and parse checks as loadConfig (src/config/sources.ts).
+  const src = await readConfigSources(main, files);
+  if (src.problems.length > 0) throw configError(src.problems, src.files);
+  const configDir = src.dir;
+  const used = src.files;
+  const doc = structuredClone(mergeSources(src.documents).value) as { gateway?: unknown; ota?: unknown };
   if (doc.ota === undefined) throw new OutpostError('OUTPOST_E_OTA_CONFIG', `the configuration (${used.join(', ')}) has no \`ota:\` section (see docs/ota.md)`);
-  if (!check(doc)) {
-    const lines = formatAjvErrors(check.errors ?? []).map((p) => `${p.path}: ${p.message}`);
-    throw new OutpostError('OUTPOST_E_CONFIG_INVALID', `invalid configuration:\n  ${lines.join('\n  ')}`, { details: { files: used } });
-  }
+  if (!check(doc)) throw configError(formatAjvErrors(check.errors ?? []), used);
   const valid = doc as { gateway: { dataDir: string }; ota: OtaConfigT };
   return { ota: valid.ota, dataDir: path.resolve(configDir, valid.gateway.dataDir), configDir, files: used };
 }

@@ -42,7 +42,7 @@ export class DriverRegistry implements DriverFactory {
           const port = new NodeOpcuaPort(
             device.connection,
             { pkiDir: opcuaPkiDir(deps.dataDir), logger: deps.logger, maxItemsPerCall: device.maxMonitoredItemsPerCall },
-            await loadNodeOpcua(),
+            await loadNodeOpcua(deps.logger),
           );
           return new OpcuaDriver(device, port, deps);
         }

@@ -119,8 +119,11 @@ async function browse(endpoint: string, opts: BrowseOptions, io: CliIo): Promise
     timeoutMs: Number(opts.timeout),
   };
   const { NodeOpcuaPort, loadNodeOpcua } = await import('../hal/opcua/node-opcua-port.js');
-  const mods = await loadNodeOpcua();
-  const port = new NodeOpcuaPort(connection, { pkiDir: await pkiFrom(opts), logger: pino({ level: 'silent' }), maxItemsPerCall: 500 }, mods);
+  // stdout carries only the tree or the YAML (it is redirected into config.d/); node-opcua's own
+  // warnings and certificate messages go to this logger on stderr.
+  const logger = pino({ level: io.env['OUTPOST_LOG_LEVEL'] ?? 'warn', base: { service: 'outpost' } }, pino.destination({ fd: 2, sync: true }));
+  const mods = await loadNodeOpcua(logger);
+  const port = new NodeOpcuaPort(connection, { pkiDir: await pkiFrom(opts), logger, maxItemsPerCall: 500 }, mods);
   await port.connect();
   const points: Array<{ id: string; nodeId: string; description?: string }> = [];
   const lines: string[] = [];

@@ -86,7 +86,7 @@ export class ModbusSerialPort implements ModbusPort {
       }
     } catch (e) {
       await closeClient(client);
-      throw new OutpostError('OUTPOST_E_MODBUS_CONNECT', 'modbus transport could not be opened', {
+      throw new OutpostError('OUTPOST_E_MODBUS_CONNECT', c.type === 'tcp' ? `cannot connect to ${c.host}:${c.port}` : `cannot open serial line ${c.port}`, {
         cause: e,
         details: c.type === 'tcp' ? { host: c.host, port: c.port } : { port: c.port },
       });

@@ -1,3 +1,4 @@
+import { format } from 'node:util';
 import type { Logger } from 'pino';
 import type * as CM from 'node-opcua-certificate-manager';
 import type * as UA from 'node-opcua-client';
@@ -14,7 +15,31 @@ export interface NodeOpcuaModules {
   readonly cm: typeof CM;
 }
 
-export async function loadNodeOpcua(): Promise<NodeOpcuaModules> {
+/**
+ * Sends node-opcua's own output (warnings, errors, certificate diagnostics it prints with console.log)
+ * to `logger` instead of stdout, where it would break journald's JSON lines and a command's output
+ * (`outpost opcua browse --emit-config > config.d/x.yaml`). node-opcua-debug keeps these printers as
+ * module state: the last logger set wins, which is one per process in practice.
+ */
+async function routeNodeOpcuaOutput(logger: Logger): Promise<void> {
+  const mod = await import('node-opcua-debug');
+  const debug = ((mod as { default?: typeof mod }).default ?? mod) as typeof mod;
+  const log = logger.child({ library: 'node-opcua' });
+  const printer = (level: 'debug' | 'warn' | 'error') => (context?: unknown, ...args: unknown[]) => {
+    const at = context as { filename?: string; callerline?: number } | undefined;
+    // eslint-disable-next-line no-control-regex -- strip terminal colours from the library's text
+    const text = format(...args).replace(/\u001b\[[0-9;]*m/g, '').trim();
+    log[level]({ source: at?.filename ? `${at.filename}:${at.callerline ?? 0}` : undefined, text }, 'node-opcua message');
+  };
+  debug.setWarningLogger(printer('warn'));
+  debug.setErrorLogger(printer('error'));
+  debug.setDebugLogger(printer('debug'));
+  debug.setTraceLogger(printer('debug'));
+}
+
+/** Imports node-opcua; with a logger, its console output goes there first (see routeNodeOpcuaOutput). */
+export async function loadNodeOpcua(logger?: Logger): Promise<NodeOpcuaModules> {
+  if (logger) await routeNodeOpcuaOutput(logger);
   const [ua, cm] = await Promise.all([import('node-opcua-client'), import('node-opcua-certificate-manager')]);
   return { ua: ((ua as { default?: typeof UA }).default ?? ua) as typeof UA, cm: ((cm as { default?: typeof CM }).default ?? cm) as typeof CM };
 }
@@ -137,7 +162,10 @@ export class NodeOpcuaPort implements OpcuaPort {
         });
       }
       const status = /(Bad[A-Za-z]+)/.exec((e as Error)?.message ?? '')?.[1];
-      throw new OutpostError('OUTPOST_E_OPCUA_CONNECT', 'could not connect to the opc ua server', { cause: e, details: { endpoint: c.endpoint, ...(status ? { status } : {}) } });
+      throw new OutpostError('OUTPOST_E_OPCUA_CONNECT', `cannot connect to ${c.endpoint} (securityMode ${c.securityMode}, securityPolicy ${c.securityPolicy})`, {
+        cause: e,
+        details: { endpoint: c.endpoint, securityMode: c.securityMode, securityPolicy: c.securityPolicy, ...(status ? { status } : {}) },
+      });
     }
     let session: UA.ClientSession;
     try {
@@ -150,7 +178,7 @@ export class NodeOpcuaPort implements OpcuaPort {
       await settle(client.disconnect(), 2000);
       await settle(manager.dispose(), 1000);
       const status = /(Bad[A-Za-z]+)/.exec((e as Error)?.message ?? '')?.[1];
-      throw new OutpostError('OUTPOST_E_OPCUA_CONNECT', 'the opc ua server refused the session', {
+      throw new OutpostError('OUTPOST_E_OPCUA_CONNECT', `the opc ua server ${c.endpoint} refused the session`, {
         cause: e,
         details: { endpoint: c.endpoint, auth: c.auth.type, ...(status ? { status } : {}) },
       });

@@ -60,7 +60,7 @@ export class SerialportLink implements SerialLink {
       await new Promise<void>((resolve, reject) => port.open((err) => (err ? reject(err) : resolve())));
     } catch (e) {
       port.removeAllListeners();
-      throw new OutpostError('OUTPOST_E_SERIAL_OPEN', 'serial port could not be opened', { cause: e, details: { path: c.path } });
+      throw new OutpostError('OUTPOST_E_SERIAL_OPEN', `cannot open serial port ${c.path}`, { cause: e, details: { path: c.path } });
     }
     port.on('data', (chunk) => {
       if (this.port === port) this.dataListener(chunk);

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { systemClock } from '../../hal/clock.js';
 import { configJsonSchema, loadConfig, type LoadedConfig } from '../config/load.js';
 import { loadConfigIsolated } from '../config/load-isolated.js';
-import { OutpostError, isOutpostError } from '../errors/outpost-error.js';
+import { prepareDataDir } from '../config/data-dir.js';
+import { OutpostError, formatCauseChain, isOutpostError } from '../errors/outpost-error.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { createLogger } from '../log/logger.js';
 import { Runtime, type DriverFactory, type UpstreamFactory } from '../runtime/runtime.js';
@@ -31,18 +32,26 @@ export interface CliIo {
   readonly fetch: typeof fetch;
 }
 
-/** Prints an error for a human and returns the exit code: 2 for bad input, 1 otherwise. */
+/**
+ * Prints an error for a human and returns the exit code: 2 for bad input, 1 otherwise. One line
+ * `outpost: CODE: message ← cause ← cause` (the chain of causes, e.g. the errno of a failed listen);
+ * a stack trace only for errors that are not OutpostErrors (bugs), and only with OUTPOST_DEBUG=1.
+ */
 export function reportError(io: CliIo, e: unknown): number {
   if (isOutpostError(e)) {
-    io.err(`outpost: ${e.code}: ${e.message}`);
+    const below = e.cause === undefined ? '' : ` ← ${formatCauseChain(e.cause)}`;
+    io.err(`outpost: ${e.code}: ${e.message}${below}`);
     return e.exitCode;
   }
-  io.err(`outpost: unexpected error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+  const stack = io.env['OUTPOST_DEBUG'] === '1' && e instanceof Error && e.stack ? `\n${e.stack}` : ' (OUTPOST_DEBUG=1 prints the stack)';
+  io.err(`outpost: unexpected error: ${formatCauseChain(e)}${stack}`);
   return 1;
 }
 
 async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel?: string }, wiring: Wiring, io: CliIo): Promise<number> {
   const { config, files } = await loadConfigIsolated(configFile);
+  // Before anything starts: the data directory exists and is writable (OUTPOST_E_CONFIG_DATA_DIR otherwise).
+  await prepareDataDir(config.gateway.dataDir);
   const logger: Logger = await createLogger({ level: opts.logLevel ?? config.log.level, pretty: opts.pretty ?? config.log.pretty });
   const clockSync = wiring.clockSync?.(logger);
   await clockSync?.start();
@@ -99,7 +108,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     process.once('SIGINT', () => shutdown('SIGINT', 0));
     process.once('SIGTERM', () => shutdown('SIGTERM', 0));
     process.once('uncaughtException', (e) => {
-      logger.fatal({ err: e instanceof Error ? { message: e.message, stack: e.stack } : String(e) }, 'uncaught exception');
+      logger.fatal({ err: e }, 'uncaught exception');
       shutdown('uncaughtException', 1);
     });
   });

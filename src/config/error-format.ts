@@ -1,19 +1,48 @@
 import type { ErrorObject } from 'ajv';
 import { ID_PATTERN } from '../../hal/schema-common.js';
+import type { ErrorCode } from '../errors/catalog.js';
 
-/** One configuration problem: the path in the merged document and what is wrong there. */
+/**
+ * One configuration problem: where (the file and line it came from, the path in the merged
+ * document; `path` is '' for a problem of a whole file) and what is wrong there.
+ */
 export interface ConfigProblem {
   readonly path: string;
   readonly message: string;
+  /** The main file or the drop-in the offending value came from. */
+  readonly file?: string;
+  readonly line?: number;
+  readonly col?: number;
+  /** Set when the problem is not OUTPOST_E_CONFIG_INVALID (a file too large, not UTF-8, not YAML, empty…). */
+  readonly code?: ErrorCode;
+  /** The words of the library or system call underneath (the YAML parser, an errno). */
+  readonly reason?: string;
+  /** Path segments in the merged document, when `path` alone cannot be split back (keys with dots). */
+  readonly at?: readonly string[];
+}
+
+/** `devices[2].points[5].address` → ['devices', '2', 'points', '5', 'address']. */
+export function segmentsOf(path: string): string[] {
+  if (path === '' || path === '(root)') return [];
+  return [...path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)].map((m) => (m[1] ?? m[2]) as string);
+}
+
+/** ['devices', '2', 'address'] → `devices[2].address`. */
+export function pathOfSegments(segments: readonly string[]): string {
+  let out = '';
+  for (const p of segments) out += /^\d+$/.test(p) ? `[${p}]` : out === '' ? p : `.${p}`;
+  return out === '' ? '(root)' : out;
 }
 
 /** `/devices/2/points/5/address` → `devices[2].points[5].address`. */
 export function pathOf(instancePath: string, extra?: string): string {
+  return pathOfSegments(pointerSegments(instancePath, extra));
+}
+
+function pointerSegments(instancePath: string, extra?: string): string[] {
   const parts = instancePath.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (extra !== undefined) parts.push(extra);
-  let out = '';
-  for (const p of parts) out += /^\d+$/.test(p) ? `[${p}]` : out === '' ? p : `.${p}`;
-  return out === '' ? '(root)' : out;
+  return parts;
 }
 
 const COMPARISONS: Record<string, string> = { '<=': '≤', '>=': '≥', '<': '<', '>': '>' };
@@ -25,11 +54,38 @@ function constsOf(schema: unknown): unknown[] | null {
   return values.every((v) => v !== undefined) ? values : null;
 }
 
-function describe(e: ErrorObject): { path: string; message: string } {
+const NON_FINITE = 'must be a finite number';
+
+/** A problem reporting NaN or an infinity (the loader reports those from the parser, with their line). */
+export function isNonFiniteProblem(p: ConfigProblem): boolean {
+  return p.message.startsWith(NON_FINITE);
+}
+
+/** The path (below `data`) of the first number that is not finite, looking a few levels deep. */
+function nonFiniteIn(data: unknown, depth = 0): string[] | null {
+  if (typeof data === 'number') return Number.isFinite(data) ? null : [];
+  if (depth > 3 || typeof data !== 'object' || data === null) return null;
+  for (const [k, v] of Object.entries(data)) {
+    const below = nonFiniteIn(v, depth + 1);
+    if (below) return [k, ...below];
+  }
+  return null;
+}
+
+function describe(e: ErrorObject): ConfigProblem {
   const p = e.params as Record<string, unknown>;
+  // NaN or an infinity, also under a union of forms whose branch errors are folded (deadband…).
+  const nonFinite = e.keyword === 'type' || e.keyword === 'anyOf' || e.keyword === 'oneOf' ? nonFiniteIn(e.data) : null;
+  if (nonFinite) {
+    const segs = [...pointerSegments(e.instancePath), ...nonFinite];
+    let value: unknown = e.data;
+    for (const k of nonFinite) value = (value as Record<string, unknown>)[k];
+    return { path: pathOfSegments(segs), message: `${NON_FINITE}, got ${String(value)}` };
+  }
   switch (e.keyword) {
     case 'additionalProperties':
-      return { path: pathOf(e.instancePath), message: `unknown key '${String(p['additionalProperty'])}'` };
+      // The key's own segment locates the file and line that brought it in.
+      return { path: pathOf(e.instancePath), message: `unknown key '${String(p['additionalProperty'])}'`, at: pointerSegments(e.instancePath, String(p['additionalProperty'])) };
     case 'required':
       return { path: pathOf(e.instancePath), message: `missing required key '${String(p['missingProperty'])}'` };
     case 'maximum':
@@ -56,8 +112,8 @@ function describe(e: ErrorObject): { path: string; message: string } {
     case 'anyOf': {
       const values = constsOf(e.parentSchema);
       if (values) return { path: pathOf(e.instancePath), message: `must be one of: ${values.join(', ')}; got ${JSON.stringify(e.data)}` };
-      const forms = ((e.parentSchema as { anyOf: Array<{ properties?: Record<string, unknown> }> }).anyOf ?? [])
-        .map((b) => (b.properties ? `{${Object.keys(b.properties).join(', ')}}` : 'a value'))
+      const forms = ((e.parentSchema as { anyOf: Array<{ properties?: Record<string, unknown>; type?: unknown }> }).anyOf ?? [])
+        .map((b) => (b.properties ? `{${Object.keys(b.properties).join(', ')}}` : typeof b.type === 'string' ? `a ${b.type}` : 'a value'))
         .join(' or ');
       return { path: pathOf(e.instancePath), message: `must be one of the forms ${forms}` };
     }
@@ -74,6 +130,7 @@ function describe(e: ErrorObject): { path: string; message: string } {
 
 function typeName(v: unknown): string {
   if (v === null) return 'null';
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   if (Array.isArray(v)) return 'a list';
   return typeof v === 'object' ? 'an object' : `${typeof v} ${JSON.stringify(v)}`;
 }

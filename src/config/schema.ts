@@ -107,7 +107,12 @@ export const ConfigSchema = Type.Object(
     gateway: Type.Object(
       {
         id: Type.String({ pattern: ID_PATTERN, default: 'outpost', description: 'Name of this gateway in topics and upstream messages.' }),
-        dataDir: Type.String({ minLength: 1, default: '/var/lib/outpost', description: 'Writable state (the data partition). Relative paths are relative to the main config file.' }),
+        dataDir: Type.String({
+          minLength: 1,
+          maxLength: 4096,
+          default: '/var/lib/outpost',
+          description: 'Writable state (the data partition). Relative paths are relative to the main config file. Not on /proc, /sys or /dev; created at start.',
+        }),
       },
       { additionalProperties: false, default: {}, description: 'Identity and storage of this gateway.' },
     ),
@@ -121,7 +126,7 @@ export const ConfigSchema = Type.Object(
     api: Type.Object(
       {
         enabled: Type.Boolean({ default: true }),
-        host: Type.String({ default: '127.0.0.1', description: 'Bind address; keep loopback unless a firewall protects the port.' }),
+        host: Type.String({ default: '127.0.0.1', description: 'Bind address: an IP address or host name; keep loopback unless a firewall protects the port.' }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 8480, description: '0 picks a free port.' }),
       },
       { additionalProperties: false, default: {}, description: 'Local HTTP API: /healthz, /metrics, /api/points (docs/api.md).' },
@@ -129,7 +134,7 @@ export const ConfigSchema = Type.Object(
     broker: Type.Object(
       {
         enabled: Type.Boolean({ default: true }),
-        host: Type.String({ default: '127.0.0.1' }),
+        host: Type.String({ default: '127.0.0.1', description: 'Bind address: an IP address or host name; keep loopback unless a firewall protects the port.' }),
         port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883, description: '0 picks a free port.' }),
         topicPrefix: Type.String({ pattern: '^[^+#]+$', default: 'outpost', description: 'First level of every topic (see docs/broker.md).' }),
         publishReadings: Type.Boolean({ default: true, description: 'Publish every reading on `<prefix>/readings/<device>/<point>`.' }),

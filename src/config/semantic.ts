@@ -3,8 +3,10 @@ import { typeFitsTable } from '../../hal/modbus/driver.js';
 import { isOutpostError } from '../errors/outpost-error.js';
 import { compileRoute } from '../routes/index.js';
 import { checkUplinkSemantics } from '../uplink/schema.js';
+import { isHostOrIp } from './hosts.js';
 import type { ConfigProblem } from './error-format.js';
-import type { OutpostConfig } from './schema.js';
+import type { DeviceConfig, OutpostConfig } from './schema.js';
+import { checkSystemSemantics } from './semantic-system.js';
 
 /** Where a point is declared and what the rest of the config may do with it. */
 export interface PointInfo {
@@ -17,33 +19,62 @@ export interface PointInfo {
 
 /** Index of every point (device points and derived points) by id. */
 export function indexPoints(config: OutpostConfig): Map<string, PointInfo> {
+  return collectPoints(config, new Set()).points;
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const listOf = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+/**
+ * The point index, tolerant of elements the schema rejected (`invalid`: 'devices/2', 'derived/0'…):
+ * their points are indexed by id only and listed in `uncertain`, so a rule that names them is not
+ * reported as naming a missing point while the device itself is reported by the schema.
+ */
+function collectPoints(config: OutpostConfig, invalid: ReadonlySet<string>): { points: Map<string, PointInfo>; uncertain: Set<string> } {
   const points = new Map<string, PointInfo>();
-  config.devices.forEach((d, di) => {
-    d.points.forEach((p, pi) => {
-      let valueType: PointInfo['valueType'] = 'number';
-      let writable = false;
-      if (d.kind === 'gpio') {
-        const gp = p as Extract<typeof d.points[number], { pin: number }>;
-        valueType = 'boolean';
-        writable = gp.direction === 'out' && gp.writable;
-      } else if (d.kind === 'modbus') {
-        const mp = d.points[pi] as (typeof d.points)[number];
-        valueType = mp.type === 'bool' || mp.type === 'bit' ? 'boolean' : mp.type === 'string' ? 'string' : 'number';
-        writable = mp.writable && (mp.table === 'coil' || mp.table === 'holding');
-      } else if (d.kind === 'opcua') {
-        writable = d.points[pi]?.writable ?? false;
-      } else if (d.kind === 'serial') {
-        const t = d.points[pi]?.type ?? 'number';
-        valueType = t === 'integer' ? 'number' : t;
-      }
-      if (!points.has(p.id)) points.set(p.id, { path: `devices[${di}].points[${pi}]`, device: d.id, kind: d.kind, writable, valueType });
-    });
+  const uncertain = new Set<string>();
+  listOf(config.devices).forEach((d, di) => {
+    if (!isRecord(d)) return;
+    if (invalid.has('devices') || invalid.has(`devices/${di}`)) {
+      listOf(d['points']).forEach((p, pi) => {
+        const id = isRecord(p) ? p['id'] : undefined;
+        if (typeof id !== 'string' || points.has(id)) return;
+        points.set(id, { path: `devices[${di}].points[${pi}]`, device: String(d['id']), kind: String(d['kind']), writable: true, valueType: 'number' });
+        uncertain.add(id);
+      });
+      return;
+    }
+    indexDevice(d as unknown as DeviceConfig, di, points);
   });
-  config.derived.forEach((dp, i) => {
-    const device = points.get(dp.from)?.device ?? 'derived';
-    if (!points.has(dp.id)) points.set(dp.id, { path: `derived[${i}]`, device, kind: 'derived', writable: false, valueType: 'number' });
+  listOf(config.derived).forEach((dp, i) => {
+    if (!isRecord(dp) || typeof dp['id'] !== 'string' || points.has(dp['id'])) return;
+    const from = typeof dp['from'] === 'string' ? points.get(dp['from']) : undefined;
+    points.set(dp['id'], { path: `derived[${i}]`, device: from?.device ?? 'derived', kind: 'derived', writable: false, valueType: 'number' });
+    if (invalid.has(`derived/${i}`)) uncertain.add(dp['id']);
   });
-  return points;
+  return { points, uncertain };
+}
+
+function indexDevice(d: DeviceConfig, di: number, points: Map<string, PointInfo>): void {
+  d.points.forEach((p, pi) => {
+    let valueType: PointInfo['valueType'] = 'number';
+    let writable = false;
+    if (d.kind === 'gpio') {
+      const gp = p as Extract<typeof d.points[number], { pin: number }>;
+      valueType = 'boolean';
+      writable = gp.direction === 'out' && gp.writable;
+    } else if (d.kind === 'modbus') {
+      const mp = d.points[pi] as (typeof d.points)[number];
+      valueType = mp.type === 'bool' || mp.type === 'bit' ? 'boolean' : mp.type === 'string' ? 'string' : 'number';
+      writable = mp.writable && (mp.table === 'coil' || mp.table === 'holding');
+    } else if (d.kind === 'opcua') {
+      writable = d.points[pi]?.writable ?? false;
+    } else if (d.kind === 'serial') {
+      const t = d.points[pi]?.type ?? 'number';
+      valueType = t === 'integer' ? 'number' : t;
+    }
+    if (!points.has(p.id)) points.set(p.id, { path: `devices[${di}].points[${pi}]`, device: d.id, kind: d.kind, writable, valueType });
+  });
 }
 
 function regexProblem(pattern: string): string | null {
@@ -57,10 +88,17 @@ function regexProblem(pattern: string): string | null {
 
 /**
  * Cross-reference checks the schema cannot express: unique ids, references to existing and
- * writable points, Modbus type/table/address fit, GPIO directions, serial port ownership, routes.
- * Returns every problem found (empty when the config is consistent).
+ * writable points, Modbus type/table/address fit, GPIO directions, serial port ownership, routes,
+ * bind hosts. Returns every problem found (empty when the config is consistent).
+ *
+ * `invalid` names the elements the schema rejected ('devices/2', 'rules/0', 'api/port', 'devices'
+ * when not a list…): they are skipped, so the semantic problems of the rest are reported in the same
+ * pass as the schema problems, without follow-on noise from the broken elements.
  */
-export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
+export function checkSemantics(config: OutpostConfig, invalid: ReadonlySet<string> = new Set()): ConfigProblem[] {
+  // Usable: neither the element, nor its section, nor anything inside it was rejected by the schema.
+  const touched = new Set([...invalid].map((k) => k.split('/')[0] as string));
+  const ok = (key: string) => !invalid.has(key) && !invalid.has(key.split('/')[0] as string) && (key.includes('/') || !touched.has(key));
   const problems: ConfigProblem[] = [];
   const add = (path: string, message: string) => problems.push({ path, message });
   const firstSeen = new Map<string, string>();
@@ -77,11 +115,17 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
     else serialOwners.set(port, path);
   };
 
-  config.devices.forEach((d, di) => {
+  listOf(config.devices).forEach((raw, di) => {
     const dpath = `devices[${di}]`;
-    unique('device', d.id, dpath);
-    d.points.forEach((p, pi) => unique('point', p.id, `${dpath}.points[${pi}]`));
+    if (!isRecord(raw)) return;
+    if (typeof raw['id'] === 'string') unique('device', raw['id'], dpath);
+    listOf(raw['points']).forEach((p, pi) => {
+      if (isRecord(p) && typeof p['id'] === 'string') unique('point', p['id'], `${dpath}.points[${pi}]`);
+    });
+    if (!ok(`devices/${di}`)) return;
+    const d = raw as unknown as DeviceConfig;
     if (d.kind === 'modbus') {
+      if (d.connection.type === 'tcp' && !isHostOrIp(d.connection.host)) add(`${dpath}.connection.host`, `${JSON.stringify(d.connection.host)} is not an IP address or host name`);
       if (d.connection.type === 'rtu') own(d.connection.port, `${dpath}.connection.port`);
       const groups = new Set(['default', ...d.pollGroups.map((g) => g.id)]);
       d.points.forEach((p, pi) => {
@@ -137,15 +181,18 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
     }
   });
 
-  const points = indexPoints(config);
-  config.derived.forEach((dp, i) => {
+  const { points, uncertain } = collectPoints(config, invalid);
+  const derived = listOf(config.derived) as OutpostConfig['derived'];
+  derived.forEach((dp, i) => {
+    if (!ok(`derived/${i}`)) return;
     unique('point', dp.id, `derived[${i}]`);
     if (!points.has(dp.from)) add(`derived[${i}].from`, `no point '${dp.from}'`);
     else if (dp.from === dp.id) add(`derived[${i}].from`, 'a derived point cannot be computed from itself');
   });
   // A derived point may use another derived point, but not in a cycle.
-  const derivedFrom = new Map(config.derived.map((d) => [d.id, d.from]));
-  config.derived.forEach((dp, i) => {
+  const derivedFrom = new Map(derived.filter((d, i) => ok(`derived/${i}`)).map((d) => [d.id, d.from]));
+  derived.forEach((dp, i) => {
+    if (!ok(`derived/${i}`)) return;
     const seen = new Set<string>([dp.id]);
     for (let cur = derivedFrom.get(dp.id); cur !== undefined; cur = derivedFrom.get(cur)) {
       if (seen.has(cur)) {
@@ -156,16 +203,18 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
     }
   });
 
-  config.rules.forEach((r, i) => {
+  (listOf(config.rules) as OutpostConfig['rules']).forEach((r, i) => {
     const rp = `rules[${i}]`;
-    unique('rule', r.id, rp);
+    if (isRecord(r) && typeof r.id === 'string') unique('rule', r.id, rp);
+    if (!ok(`rules/${i}`)) return;
     const src = points.get(r.point);
     if (!src) add(`${rp}.point`, `no point '${r.point}'`);
-    else if (src.valueType === 'string') add(`${rp}.point`, `point '${r.point}' is a string; threshold rules need numbers or booleans`);
+    else if (src.valueType === 'string' && !uncertain.has(r.point)) add(`${rp}.point`, `point '${r.point}' is a string; threshold rules need numbers or booleans`);
     const actions = [...r.onTrigger.map((a, j) => [a, `${rp}.onTrigger[${j}]`] as const), ...r.onRelease.map((a, j) => [a, `${rp}.onRelease[${j}]`] as const)];
     for (const [a, ap] of actions) {
       const target = points.get(a.write.point);
       if (!target) add(`${ap}.write.point`, `no point '${a.write.point}'`);
+      else if (uncertain.has(a.write.point)) continue;
       else if (!target.writable) add(`${ap}.write.point`, `point '${a.write.point}' is not writable (declare it writable: true on an output, coil or holding register)`);
       else if (target.valueType === 'boolean' && typeof a.write.value !== 'boolean' && a.write.value !== 0 && a.write.value !== 1) {
         add(`${ap}.write.value`, `point '${a.write.point}' takes true or false`);
@@ -175,20 +224,21 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
     }
   });
 
-  config.routes.forEach((r, i) => {
-    unique('route', r.id, `routes[${i}]`);
+  const routes = listOf(config.routes).filter(isRecord);
+  listOf(config.routes).forEach((r, i) => {
+    if (!isRecord(r)) return;
+    if (typeof r['id'] === 'string') unique('route', r['id'], `routes[${i}]`);
+    // The grammar is checked even when the schema rejected another key of the route (one pass).
+    if (typeof r['route'] !== 'string' || r['route'] === '') return;
     try {
-      compileRoute(r.route);
+      compileRoute(r['route']);
     } catch (e) {
       if (isOutpostError(e, 'OUTPOST_E_ROUTE_SYNTAX')) add(`routes[${i}].route`, e.message);
       else throw e;
     }
   });
 
-  checkUplinkSemantics(config.upstream, new Set(config.routes.map((r) => r.id)), add);
-
-  if (config.api.enabled && config.broker.enabled && config.api.port !== 0 && config.api.port === config.broker.port) {
-    add('broker.port', `port ${config.broker.port} is also api.port`);
-  }
+  if (ok('upstream') && !invalid.has('routes')) checkUplinkSemantics(config.upstream, new Set(routes.map((r) => String(r['id']))), add);
+  checkSystemSemantics(config, ok, add);
   return problems;
 }

@@ -1,3 +1,6 @@
+import { MAX_ALIAS_COUNT, MAX_DEPTH } from '../config/source-parse.js';
+import { DROP_IN_NAME, MAX_CONFIG_FILE_BYTES, MAX_CONFIG_TOTAL_BYTES, MAX_DROP_INS } from '../config/source-read.js';
+
 /** Generates docs/config.md from the configuration schema (one source of truth). */
 
 type Schema = Record<string, unknown>;
@@ -54,10 +57,27 @@ export function renderConfigDoc(schema: Schema): string {
     '',
     '<!-- Generated from src/config/schema.ts by `npm run docs`; do not edit by hand. -->',
     '',
-    'One YAML (or JSON) file, plus drop-ins from `config.d/*.yaml` next to it, merged in name order: mappings merge key by key,',
+    'One YAML (or JSON) file, plus drop-ins from `config.d/` next to it, merged in name order: mappings merge key by key,',
     'a `null` removes a key, and lists of objects with an `id` (devices, points, rules, routes) merge element by element by id.',
     'The merged document is validated once against this schema, then frozen. `outpost config validate <file>` checks a file;',
     '`outpost config schema` prints the JSON Schema. Examples: `config/demo.yaml` and `config/examples/`.',
+    '',
+    '## Files',
+    '',
+    `- Drop-ins: names in \`config.d/\` matching \`${DROP_IN_NAME.source}\` — \`*.yaml\`, \`*.yml\`, \`*.json\` not starting with a dot.`,
+    '  Editor files (`.#x.yaml`, `.x.yaml.swp`, `x.yaml~`, `#x.yaml#`) and hidden files are ignored; only regular files are read',
+    '  (a named pipe, device or directory named like a drop-in is refused with `OUTPOST_E_CONFIG_READ`).',
+    `- Limits: ${MAX_CONFIG_FILE_BYTES / 1024 / 1024} MiB per file, ${MAX_CONFIG_TOTAL_BYTES / 1024 / 1024} MiB for all files together, ${MAX_DROP_INS} drop-ins`,
+    '  (`OUTPOST_E_CONFIG_TOO_LARGE`, refused before parsing); nesting deeper than ' + String(MAX_DEPTH) + ' levels and aliases expanding to more than',
+    `  ${MAX_ALIAS_COUNT} values are refused (\`OUTPOST_E_CONFIG_PARSE\`).`,
+    '- Content: UTF-8 without control characters (`OUTPOST_E_CONFIG_ENCODING`, with the byte offset); one YAML document whose',
+    '  top level is a mapping; no duplicate keys; a file that is empty or holds only comments is refused (`OUTPOST_E_CONFIG_EMPTY`).',
+    '  Numbers must be finite: `.nan`, `.inf` and overflowing literals such as `1e400` are refused wherever a number is expected.',
+    '- Problems are reported in one pass, one line each: `file:line:col: path: problem`. Problems of the files themselves',
+    '  (unreadable, too large, not UTF-8, not YAML, empty) are reported for every file; the merged document (schema, route',
+    '  grammar, cross-references, `gateway.dataDir`) is checked once every file could be read.',
+    '- `api.host` and `broker.host` must be an IP address or a host name; `gateway.dataDir` must not lie on /proc, /sys or /dev',
+    '  nor run through a file (`OUTPOST_E_CONFIG_DATA_DIR`); `outpost run` creates it and checks it is writable before starting.',
     '',
   ];
   const queue: Section[] = [];

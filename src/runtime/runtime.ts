@@ -9,7 +9,7 @@ import { CommandRegistry } from '../commands/command.js';
 import { LocalBroker } from '../broker/local-broker.js';
 import type { DeviceConfig, OutpostConfig, UpstreamConfig } from '../config/schema.js';
 import { indexPoints, type PointInfo } from '../config/semantic.js';
-import { OutpostError, describeCause } from '../errors/outpost-error.js';
+import { OutpostError, describeCause, isOutpostError } from '../errors/outpost-error.js';
 import { HealthMonitor, type HealthCheck } from '../health/health-monitor.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { SYSTEM_ROUTE, type Message } from '../model/reading.js';
@@ -195,7 +195,7 @@ export class Runtime {
     } catch (e) {
       log.error({ err: describeCause(e) }, 'runtime start failed; stopping what started');
       await this.stop();
-      throw e;
+      throw isOutpostError(e) ? e : new OutpostError('OUTPOST_E_RUNTIME_START', 'the runtime could not start', { cause: e });
     }
   }
 

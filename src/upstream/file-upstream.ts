@@ -74,7 +74,7 @@ export class FileUpstream implements Upstream {
           for (const b of batch) b.resolve();
         } catch (e) {
           this.stats.write_errors_total++;
-          this.deps.logger.error({ err: (e as Error).message, file: this.file }, 'upstream file write failed');
+          this.deps.logger.error({ err: e, file: this.file }, 'upstream file write failed');
           const err = new OutpostError('OUTPOST_E_UPSTREAM_WRITE', 'could not write the upstream file', { cause: e, details: { file: this.file } });
           for (const b of batch) b.reject(err);
         }

@@ -14,9 +14,15 @@ export interface OpcuaPeer {
   stop(): Promise<void>;
 }
 
-export async function startOpcuaServer(pki: string, options: { port?: number; vars?: number; maxPerCall?: number } = {}): Promise<OpcuaPeer> {
+export async function startOpcuaServer(
+  pki: string,
+  options: { port?: number; vars?: number; maxPerCall?: number; policies?: readonly string[]; modes?: readonly string[] } = {},
+): Promise<OpcuaPeer> {
   const port = options.port ?? (await freePort());
   const args = [path.join(PEERS_DIR, 'opcua_server.mjs'), '--port', String(port), '--pki', pki, '--vars', String(options.vars ?? 12), '--max-per-call', String(options.maxPerCall ?? 5)];
+  // Only these security policies / modes offered (default: all), e.g. a server that offers no secure endpoint.
+  if (options.policies) args.push('--policies', options.policies.join(','));
+  if (options.modes) args.push('--modes', options.modes.join(','));
   const launch = async () => {
     const p = startProcess(process.execPath, args);
     await p.waitForOutput(/ready \d+/, 60_000);

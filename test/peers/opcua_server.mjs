@@ -1,6 +1,6 @@
 // A node-opcua server for Outpost's OPC UA tests and benchmarks, in its own process with its OWN
 // PKI folder and automaticallyAcceptUnknownCertificate: false, so the client trust flow is real.
-//   node opcua_server.mjs --port P --pki DIR [--vars N] [--max-per-call N]
+//   node opcua_server.mjs --port P --pki DIR [--vars N] [--max-per-call N] [--policies None,Basic256Sha256,…] [--modes None,Sign,…]
 // Address space (ns=1): Plant/T0..T(N-1) Double, changing every 100 ms (T<i> = i + 0.5*sin(t));
 // Setpoint (Double, writable), Count (Int32, writable), Run (Boolean, writable), Name (String),
 // ReadOnly (Double, not writable), Level (AnalogItem 0..100 with EURange, writable).
@@ -22,8 +22,8 @@ const server = new OPCUAServer({
   port,
   hostname: '127.0.0.1',
   serverCertificateManager,
-  securityPolicies: [SecurityPolicy.None, SecurityPolicy.Basic256Sha256, SecurityPolicy.Aes128_Sha256_RsaOaep, SecurityPolicy.Aes256_Sha256_RsaPss],
-  securityModes: [MessageSecurityMode.None, MessageSecurityMode.Sign, MessageSecurityMode.SignAndEncrypt],
+  securityPolicies: arg('--policies', 'None,Basic256Sha256,Aes128_Sha256_RsaOaep,Aes256_Sha256_RsaPss').split(',').map((p) => SecurityPolicy[p]),
+  securityModes: arg('--modes', 'None,Sign,SignAndEncrypt').split(',').map((m) => MessageSecurityMode[m]),
   allowAnonymous: true,
   userManager: { isValidUser: (u, p) => u === 'operator' && p === 'secret' },
   serverCapabilities: maxPerCall > 0 ? { operationLimits: { maxMonitoredItemsPerCall: maxPerCall } } : undefined,

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { ConfigValidator, loadConfig, type ConfigFiles } from '../../src/config/load.js';
+import { ConfigValidator, loadConfig } from '../../src/config/load.js';
 import { mergeConfig } from '../../src/config/merge.js';
 import { OutpostError } from '../../src/errors/outpost-error.js';
+import { memoryFiles } from '../helpers/config.js';
 
 const validator = new ConfigValidator();
 
@@ -134,17 +135,6 @@ describe('configuration validation', () => {
   });
 });
 
-function memoryFiles(files: Record<string, string>): ConfigFiles {
-  return {
-    readFile: async (f) => {
-      const text = files[f];
-      if (text === undefined) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
-      return text;
-    },
-    list: async (dir) => Object.keys(files).filter((f) => path.dirname(f) === dir).map((f) => path.basename(f)),
-  };
-}
-
 describe('configuration files and drop-ins', () => {
   it('merges config.d drop-ins in name order: by id for lists, key by key for maps, null deletes', async () => {
     const files = memoryFiles({
@@ -174,7 +164,7 @@ describe('configuration files and drop-ins', () => {
 
   it('names the file and line of a YAML syntax error', async () => {
     const files = memoryFiles({ '/c/config.yaml': 'gateway:\n  id: [unclosed\n' });
-    await expect(loadConfig('/c/config.yaml', files)).rejects.toMatchObject({ code: 'OUTPOST_E_CONFIG_PARSE', message: expect.stringMatching(/^\/c\/config\.yaml:\d+:\d+: /) });
+    await expect(loadConfig('/c/config.yaml', files)).rejects.toMatchObject({ code: 'OUTPOST_E_CONFIG_PARSE', message: expect.stringMatching(/\n {2}\/c\/config\.yaml:\d+:\d+: not valid YAML or JSON ← /) });
   });
 
   it('rejects duplicate keys in one file', async () => {
@@ -183,7 +173,10 @@ describe('configuration files and drop-ins', () => {
   });
 
   it('names a missing file', async () => {
-    await expect(loadConfig('/nowhere/config.yaml', memoryFiles({}))).rejects.toMatchObject({ code: 'OUTPOST_E_CONFIG_READ', message: 'cannot read /nowhere/config.yaml' });
+    await expect(loadConfig('/nowhere/config.yaml', memoryFiles({}))).rejects.toMatchObject({
+      code: 'OUTPOST_E_CONFIG_READ',
+      message: expect.stringContaining('/nowhere/config.yaml: cannot read the file ← ENOENT: no such file or directory'),
+    });
   });
 
   it('rejects a document that is not a mapping', async () => {
