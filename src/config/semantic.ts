@@ -1,5 +1,6 @@
 import { registerCount } from '../../hal/modbus/codec.js';
 import { typeFitsTable } from '../../hal/modbus/driver.js';
+import { isLoopbackHost } from '../api/request-policy.js';
 import { isOutpostError } from '../errors/outpost-error.js';
 import { compileRoute } from '../routes/index.js';
 import { checkUplinkSemantics } from '../uplink/schema.js';
@@ -175,6 +176,19 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
     }
   });
 
+  // Two triggered rules holding one output both own it (interlocks): they must drive it to the same value.
+  const tripValue = new Map<string, { value: unknown; path: string }>();
+  config.rules.forEach((r, i) =>
+    r.onTrigger.forEach((a, j) => {
+      const prev = tripValue.get(a.write.point);
+      const path = `rules[${i}].onTrigger[${j}]`;
+      if (!prev) tripValue.set(a.write.point, { value: a.write.value, path });
+      else if (prev.value !== a.write.value && !prev.path.startsWith(`rules[${i}].`)) {
+        add(`${path}.write.value`, `point '${a.write.point}' is also held by ${prev.path} with ${JSON.stringify(prev.value)}; triggered rules holding one output must write the same value`);
+      }
+    }),
+  );
+
   config.routes.forEach((r, i) => {
     unique('route', r.id, `routes[${i}]`);
     try {
@@ -187,6 +201,9 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
 
   checkUplinkSemantics(config.upstream, new Set(config.routes.map((r) => r.id)), add);
 
+  if (config.api.enabled && !config.api.requireToken && !isLoopbackHost(config.api.host)) {
+    add('api.requireToken', `must be true when api.host (${config.api.host}) is not a loopback address: anyone on the network could write outputs`);
+  }
   if (config.api.enabled && config.broker.enabled && config.api.port !== 0 && config.api.port === config.broker.port) {
     add('broker.port', `port ${config.broker.port} is also api.port`);
   }

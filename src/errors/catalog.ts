@@ -1,3 +1,4 @@
+import { API_CODES } from './codes-api.js';
 import { CORE_CODES } from './codes-core.js';
 import { HAL_CODES } from './codes-hal.js';
 import { SYSTEM_CODES } from './codes-system.js';
@@ -21,6 +22,7 @@ export interface ErrorSpec {
  */
 export const ERROR_CATALOG = {
   ...CORE_CODES,
+  ...API_CODES,
   ...HAL_CODES,
   ...SYSTEM_CODES,
   ...ROUTE_CODES,
