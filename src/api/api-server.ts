@@ -7,7 +7,7 @@ import type { HealthCheck } from '../health/health-monitor.js';
 import type { PointSnapshot } from '../pipeline/pipeline.js';
 import { errorReply, sendJson, sendRaw, BASE_HEADERS } from './http-reply.js';
 import { LogThrottle } from './log-throttle.js';
-import { parseWriteBody, readBody } from './request-body.js';
+import { checkDeclaredLength, parseWriteBody, readBody } from './request-body.js';
 import { bearerToken, hostAllowed, isJsonContentType, isLoopbackAddress, originAllowed, tokensEqual } from './request-policy.js';
 import { matchRoute, parseTarget, ROUTE_METHODS, type RouteMatch } from './request-target.js';
 import type { ApiConfigType } from './schema.js';
@@ -55,6 +55,8 @@ export class ApiServer {
   /** Non-loopback bind: /api reads need the token too. */
   private readsNeedToken = false;
   private readonly inFlight = new WeakMap<Socket, ServerResponse>();
+  /** Requests sent with `Expect: 100-continue`: they get 100 Continue only once every check passed. */
+  private readonly expecting = new WeakSet<IncomingMessage>();
   private readonly throttle: LogThrottle;
   private readonly stats = { requests_total: 0, refused_total: 0, errors_total: 0, client_errors_total: 0, dropped_connections_total: 0 };
 
@@ -69,7 +71,8 @@ export class ApiServer {
   async start(): Promise<{ host: string; port: number }> {
     const o = this.options;
     const server = createServer(
-      { requestTimeout: o.requestTimeoutMs, headersTimeout: o.requestTimeoutMs, connectionsCheckingInterval: 1000, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024 },
+      // requireHostHeader off: a request without Host reaches the guard and gets its JSON refusal (OUTPOST_E_API_HOST on /api).
+      { requestTimeout: o.requestTimeoutMs, headersTimeout: o.requestTimeoutMs, connectionsCheckingInterval: 1000, keepAliveTimeout: 5000, maxHeaderSize: 16 * 1024, requireHostHeader: false },
       (req, res) => this.onRequest(req, res),
     );
     server.maxConnections = o.maxConnections;
@@ -80,6 +83,10 @@ export class ApiServer {
       sendRaw(socket, 405, 'OUTPOST_E_API_METHOD', 'CONNECT is not supported');
     });
     server.on('drop', () => this.stats.dropped_connections_total++);
+    server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+      this.expecting.add(req);
+      this.onRequest(req, res);
+    });
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) =>
@@ -155,6 +162,8 @@ export class ApiServer {
         if (!isJsonContentType(req.headers['content-type'])) {
           throw new OutpostError('OUTPOST_E_API_CONTENT_TYPE', 'writes must be sent as Content-Type: application/json', { details: { contentType: (req.headers['content-type'] ?? '').slice(0, 100) } });
         }
+        checkDeclaredLength(req, this.options.maxBodyBytes);
+        if (this.expecting.has(req)) res.writeContinue();
         const value = parseWriteBody(await readBody(req, this.options.maxBodyBytes));
         const id = route.point as string;
         await this.backend.write(id, value, 'api');
@@ -237,14 +246,14 @@ export class ApiServer {
       return;
     }
     const res = this.inFlight.get(socket);
-    if (res && !res.headersSent && !res.writableEnded) {
-      sendJson(res, status, { error: { code: ecode, message } }, { connection: 'close' });
+    if (!res) return sendRaw(socket, status, ecode, message);
+    if (res.req.complete) {
+      // The error is about bytes after a complete request (e.g. a body sent without a length): that request still gets its answer, then the connection closes.
+      if (!res.headersSent) res.setHeader('connection', 'close');
+      res.once('finish', () => socket.destroy());
       return;
     }
-    if (res) {
-      socket.destroy();
-      return;
-    }
-    sendRaw(socket, status, ecode, message);
+    if (!res.headersSent && !res.writableEnded) sendJson(res, status, { error: { code: ecode, message } }, { connection: 'close' });
+    else socket.destroy();
   }
 }

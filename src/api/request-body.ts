@@ -8,12 +8,17 @@ import { OutpostError } from '../errors/outpost-error.js';
  * refusal is an OutpostError with an input code (413 or 400), never another exception.
  */
 
-/** Reads the whole body, refusing more than `limit` bytes (413). */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** Refuses (413) a request whose declared Content-Length is over `limit`, before anything is read. */
+export function checkDeclaredLength(req: IncomingMessage, limit: number): void {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) {
     throw new OutpostError('OUTPOST_E_API_TOO_LARGE', 'request body too large', { details: { limit, declared: Number(declared) } });
   }
+}
+
+/** Reads the whole body, refusing more than `limit` bytes (413). */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  checkDeclaredLength(req, limit);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req) {
