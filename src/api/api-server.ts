@@ -7,7 +7,7 @@ import type { HealthCheck } from '../health/health-monitor.js';
 import type { PointSnapshot } from '../pipeline/pipeline.js';
 import { errorReply, sendJson, sendRaw, BASE_HEADERS } from './http-reply.js';
 import { LogThrottle } from './log-throttle.js';
-import { checkDeclaredLength, parseWriteBody, readBody } from './request-body.js';
+import { checkDeclaredLength, parseWriteBody, readBody, settleUnreadBody } from './request-body.js';
 import { bearerToken, hostAllowed, isJsonContentType, isLoopbackAddress, originAllowed, tokensEqual } from './request-policy.js';
 import { matchRoute, parseTarget, ROUTE_METHODS, type RouteMatch } from './request-target.js';
 import type { ApiConfigType } from './schema.js';
@@ -57,6 +57,7 @@ export class ApiServer {
   private readonly inFlight = new WeakMap<Socket, ServerResponse>();
   /** Requests sent with `Expect: 100-continue`: they get 100 Continue only once every check passed. */
   private readonly expecting = new WeakSet<IncomingMessage>();
+  private readonly continued = new WeakSet<IncomingMessage>();
   private readonly throttle: LogThrottle;
   private readonly stats = { requests_total: 0, refused_total: 0, errors_total: 0, client_errors_total: 0, dropped_connections_total: 0 };
 
@@ -76,7 +77,8 @@ export class ApiServer {
       (req, res) => this.onRequest(req, res),
     );
     server.maxConnections = o.maxConnections;
-    server.timeout = o.requestTimeoutMs;
+    // Backstop for sockets the request timeout does not cover; later than it, so a stalled request still gets its 408.
+    server.timeout = o.requestTimeoutMs + 5000;
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => this.onClientError(err, socket));
     server.on('connect', (_req: IncomingMessage, socket: Socket) => {
       this.stats.refused_total++;
@@ -163,7 +165,10 @@ export class ApiServer {
           throw new OutpostError('OUTPOST_E_API_CONTENT_TYPE', 'writes must be sent as Content-Type: application/json', { details: { contentType: (req.headers['content-type'] ?? '').slice(0, 100) } });
         }
         checkDeclaredLength(req, this.options.maxBodyBytes);
-        if (this.expecting.has(req)) res.writeContinue();
+        if (this.expecting.has(req)) {
+          this.continued.add(req);
+          res.writeContinue();
+        }
         const value = parseWriteBody(await readBody(req, this.options.maxBodyBytes));
         const id = route.point as string;
         await this.backend.write(id, value, 'api');
@@ -220,8 +225,8 @@ export class ApiServer {
       if (reply.status >= 500) this.deps.logger.error(fields, 'api request failed');
       else this.deps.logger.warn(fields, 'api request refused');
     }
-    // A body left unread (refused early, too large, timed out) is not drained: the connection closes after the answer.
-    const headers = req.complete ? reply.headers : { ...reply.headers, connection: 'close' };
+    // A body left unread (refused early, too large) is drained within bounds, unless the client was never asked to send it.
+    const headers = { ...reply.headers, ...settleUnreadBody(req, !this.expecting.has(req) || this.continued.has(req)) };
     sendJson(res, reply.status, reply.body, headers);
   }
 
@@ -229,9 +234,10 @@ export class ApiServer {
   private onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
     this.stats.client_errors_total++;
     const code = err.code ?? '';
-    const admit = this.throttle.admit();
-    if (admit.log && code !== 'ECONNRESET') {
-      this.deps.logger.warn({ code, remote: socket.remoteAddress, ...(admit.suppressed > 0 ? { suppressed: admit.suppressed } : {}) }, 'api connection refused by the HTTP parser');
+    // A client that hangs up mid-request is counted, not logged.
+    if (code !== 'ECONNRESET' && code !== 'EPIPE' && code !== 'HPE_INVALID_EOF_STATE') {
+      const admit = this.throttle.admit();
+      if (admit.log) this.deps.logger.warn({ code, remote: socket.remoteAddress, ...(admit.suppressed > 0 ? { suppressed: admit.suppressed } : {}) }, 'api connection refused by the HTTP parser');
     }
     const [status, ecode, message] =
       code === 'HPE_HEADER_OVERFLOW'

@@ -16,18 +16,57 @@ export function checkDeclaredLength(req: IncomingMessage, limit: number): void {
   }
 }
 
-/** Reads the whole body, refusing more than `limit` bytes (413). */
-export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads the whole body, refusing more than `limit` bytes (413) as soon as it is exceeded. The stream
+ * is never destroyed here (that would reset the connection before the answer is read): what is left
+ * is for `settleUnreadBody`.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   checkDeclaredLength(req, limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const c of req) {
-    const chunk = c as Buffer;
-    size += chunk.length;
-    if (size > limit) throw new OutpostError('OUTPOST_E_API_TOO_LARGE', 'request body too large', { details: { limit } });
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const finish = (e: OutpostError | null) => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      if (e) reject(e);
+      else resolve(Buffer.concat(chunks));
+    };
+    const onData = (c: Buffer) => {
+      size += c.length;
+      if (size > limit) finish(new OutpostError('OUTPOST_E_API_TOO_LARGE', 'request body too large', { details: { limit } }));
+      else chunks.push(c);
+    };
+    const onEnd = () => finish(null);
+    const onClose = () => finish(new OutpostError('OUTPOST_E_API_REQUEST', 'request body ended early (connection closed)'));
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('close', onClose);
+  });
+}
+
+/** How much of an unread body is read and thrown away after an early answer, so the client gets to read that answer. */
+export const DRAIN_LIMIT = 4 * 1024 * 1024;
+
+/**
+ * After an answer sent before the body was read: keeps reading and discarding the rest of the body,
+ * up to DRAIN_LIMIT bytes (then the connection is cut), so that the client reads the answer instead
+ * of a connection reset ("lingering close"). Returns the headers the answer needs: `connection:
+ * close` when the body is not worth draining (declared over the limit, or never asked for with
+ * `Expect: 100-continue`).
+ */
+export function settleUnreadBody(req: IncomingMessage, drain: boolean): { connection?: string } {
+  if (req.complete) return {};
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (!drain || declared > DRAIN_LIMIT) return { connection: 'close' };
+  let drained = 0;
+  req.on('data', (c: Buffer) => {
+    drained += c.length;
+    if (drained > DRAIN_LIMIT) req.socket.destroy();
+  });
+  req.resume();
+  return {};
 }
 
 /**

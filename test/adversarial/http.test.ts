@@ -163,6 +163,9 @@ describe('malformed targets and request lines', () => {
     ['encoded path traversal', 400, 'OUTPOST_E_API_REQUEST', () => http('POST', '/api/points/%2e%2e/write', { headers: auth(), body: '{"value":1}' })],
     ['a NUL byte in a point id', 400, 'OUTPOST_E_API_REQUEST', () => http('GET', '/api/points/io.machine-run%00')],
     ['a TLS ClientHello on the plain HTTP port', 501, 'OUTPOST_E_API_METHOD', () => raw(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, 0x0d, 0x0a, 0x0d, 0x0a]))],
+    ['an HTTP/2 preface on the HTTP/1.1 port', 400, 'OUTPOST_E_API_REQUEST', () => raw('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')],
+    ['an HTTP/0.9 request line (never completed)', 408, 'OUTPOST_E_API_TIMEOUT', () => raw('GET /api/points\r\n')],
+    ['a WebSocket upgrade from a rebinding page', 403, 'OUTPOST_E_API_HOST', () => raw('GET /api/points HTTP/1.1\r\nHost: evil.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')],
     ['a header line without a colon', 400, 'OUTPOST_E_API_REQUEST', () => raw('GET /api/points HTTP/1.1\r\nHost: 127.0.0.1\r\nthis is not a header\r\n\r\n')],
     ['a body sent without a length after Connection: close', 405, 'OUTPOST_E_API_METHOD', () => raw('DELETE /api/points HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n{"value":true}')],
     ['an unknown method', 501, 'OUTPOST_E_API_METHOD', () => raw('FROBNICATE / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')],
@@ -296,12 +299,14 @@ describe('slow and large requests, floods', () => {
 
   it(`holds at most ${MAX_CONNECTIONS} connections: 80 idle sockets are dropped or timed out, then the API answers again`, async () => {
     const rssBefore = gw.rssMiB();
+    const answers: string[] = [];
     const sockets = await Promise.all(
       Array.from({ length: 80 }, () =>
         new Promise<{ s: net.Socket; closed: Promise<void> }>((resolve) => {
           const s = net.connect(gw.apiPort, '127.0.0.1');
           const closed = new Promise<void>((r) => s.once('close', () => r()));
           s.on('error', () => undefined);
+          s.on('data', (d: Buffer) => answers.push(d.toString('latin1')));
           s.once('connect', () => resolve({ s, closed }));
           s.once('close', () => resolve({ s, closed }));
         }),
@@ -310,8 +315,35 @@ describe('slow and large requests, floods', () => {
     // The server closes every one of them: beyond the limit at once, the rest after requestTimeoutMs.
     await Promise.race([Promise.all(sockets.map((x) => x.closed)), new Promise((_, reject) => setTimeout(() => reject(new Error('idle sockets were not closed by the server')), 30_000))]);
     expect(await gw.metric('outpost_api_dropped_connections_total')).toBeGreaterThanOrEqual(80 - MAX_CONNECTIONS);
+    // The ones it held were told why.
+    expect(answers.length).toBeGreaterThan(0);
+    for (const a of answers) expect(a).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n[\s\S]*"code":"OUTPOST_E_API_TIMEOUT"/);
     expect(gw.rssMiB()).toBeLessThan(rssBefore + 64);
   });
+
+  it('200 000 pipelined requests never read by the client: the server stops reading (backpressure), stays responsive, memory bounded', async () => {
+    const rssBefore = gw.rssMiB();
+    const before = await gw.metric('outpost_api_requests_total');
+    const s = net.connect(gw.apiPort, '127.0.0.1');
+    s.on('error', () => undefined);
+    s.pause(); // never read the answers
+    await new Promise((r) => s.once('connect', r));
+    const burst = 'GET /api/points HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'.repeat(1000);
+    for (let i = 0; i < 200; i++) s.write(burst);
+    // Wait until the server stops taking requests from that socket (two counts 1 s apart differing only by this /metrics request), bounded.
+    let last = -10;
+    const handled = await waitFor(async () => {
+      const n = (await gw.metric('outpost_api_requests_total')) - before;
+      const stable = n <= last + 1;
+      last = n;
+      return stable ? n : null;
+    }, 60_000, 1000);
+    expect(handled).toBeLessThan(200_000);
+    expect(s.writableLength).toBeGreaterThan(0); // what the server would not read
+    expect((await http('GET', '/healthz')).status).toBe(200);
+    expect(gw.rssMiB()).toBeLessThan(rssBefore + 128);
+    s.destroy();
+  }, 90_000);
 
   it('500 bad requests in a row: all answered 400, the log stays bounded (throttled), memory back in bounds', async () => {
     const rssBefore = gw.rssMiB();
