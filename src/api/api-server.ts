@@ -59,6 +59,7 @@ export class ApiServer {
   private readonly expecting = new WeakSet<IncomingMessage>();
   private readonly continued = new WeakSet<IncomingMessage>();
   private readonly throttle: LogThrottle;
+  private connections = 0;
   private readonly stats = { requests_total: 0, refused_total: 0, errors_total: 0, client_errors_total: 0, dropped_connections_total: 0 };
 
   constructor(
@@ -85,6 +86,10 @@ export class ApiServer {
       sendRaw(socket, 405, 'OUTPOST_E_API_METHOD', 'CONNECT is not supported');
     });
     server.on('drop', () => this.stats.dropped_connections_total++);
+    server.on('connection', (socket: Socket) => {
+      this.connections++;
+      socket.once('close', () => this.connections--);
+    });
     server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
       this.expecting.add(req);
       this.onRequest(req, res);
@@ -116,7 +121,7 @@ export class ApiServer {
   }
 
   counters(): Readonly<Record<string, number>> {
-    return { ...this.stats, connections_current: this.server?.connections ?? 0 };
+    return { ...this.stats, connections_current: this.connections };
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {

@@ -269,18 +269,22 @@ export class Runtime {
     const info = this.pointInfo.get(pointId);
     if (!info) throw new OutpostError('OUTPOST_E_RUNTIME_UNKNOWN_POINT', 'no such point', { details: { point: pointId } });
     if (!info.writable) throw new OutpostError('OUTPOST_E_RUNTIME_NOT_WRITABLE', 'point is not writable', { details: { point: pointId } });
-    let overridden;
-    try {
-      overridden = this.pipeline.interlocks.check(pointId, rule);
-    } catch (e) {
-      this.writeStats.writes_interlocked_total++;
-      this.deps.logger.warn({ component: 'runtime', point: pointId, origin, err: describeCause(e) }, 'write refused by an interlock');
-      throw e;
-    }
     const entry = this.drivers.get(info.device);
     if (!entry) throw new OutpostError('OUTPOST_E_HAL_NOT_CONNECTED', 'device of the point is not running', { details: { point: pointId, device: info.device } });
     const raw = unapplyScale(coerce(value, info.valueType, pointId), this.pointConfig.get(pointId)?.scale);
+    const checkInterlock = () => {
+      try {
+        return this.pipeline.interlocks.check(pointId, rule);
+      } catch (e) {
+        this.writeStats.writes_interlocked_total++;
+        this.deps.logger.warn({ component: 'runtime', point: pointId, origin, err: describeCause(e) }, 'write refused by an interlock');
+        throw e;
+      }
+    };
+    checkInterlock();
     await entry.ready;
+    // Checked again right before the driver call (no await in between): a rule that triggered while this write waited holds the output now.
+    const overridden = checkInterlock();
     await entry.driver.write(pointId, raw);
     const key = rule !== null ? 'writes_rule_total' : `writes_${origin}_total`;
     this.writeStats[key in this.writeStats ? (key as keyof typeof this.writeStats) : 'writes_other_total']++;
