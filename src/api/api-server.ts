@@ -8,7 +8,7 @@ import type { PointSnapshot } from '../pipeline/pipeline.js';
 import { errorReply, sendJson, sendRaw, BASE_HEADERS } from './http-reply.js';
 import { LogThrottle } from './log-throttle.js';
 import { checkDeclaredLength, parseWriteBody, readBody, settleUnreadBody } from './request-body.js';
-import { bearerToken, hostAllowed, isJsonContentType, isLoopbackAddress, originAllowed, tokensEqual } from './request-policy.js';
+import { bearerToken, hostAllowed, isJsonContentType, isLoopbackAddress, originAllowed, tokenRequired, tokensEqual } from './request-policy.js';
 import { matchRoute, parseTarget, ROUTE_METHODS, type RouteMatch } from './request-target.js';
 import type { ApiConfigType } from './schema.js';
 
@@ -52,7 +52,7 @@ export function pointJson(p: PointSnapshot): Record<string, unknown> {
  */
 export class ApiServer {
   private server: Server | null = null;
-  /** Non-loopback bind: /api reads need the token too. */
+  /** Bound to a non-loopback address: every /api request needs the token. */
   private readsNeedToken = false;
   private readonly inFlight = new WeakMap<Socket, ServerResponse>();
   /** Requests sent with `Expect: 100-continue`: they get 100 Continue only once every check passed. */
@@ -198,8 +198,7 @@ export class ApiServer {
     }
     const cors: OutgoingHttpHeaders = origin !== undefined ? { 'access-control-allow-origin': origin, vary: 'Origin' } : {};
     if (method === 'OPTIONS') return cors;
-    const needToken = route.name === 'write' ? o.requireToken || this.readsNeedToken : this.readsNeedToken;
-    if (needToken) {
+    if (tokenRequired(route.name === 'write' ? 'write' : 'read', { requireToken: o.requireToken, loopbackBind: !this.readsNeedToken })) {
       const presented = bearerToken(req.headers.authorization);
       if (presented === null || !tokensEqual(presented, o.token)) {
         throw new OutpostError('OUTPOST_E_API_UNAUTHORIZED', presented === null ? 'this request needs Authorization: Bearer <token>' : 'the bearer token is not this gateway\'s', {

@@ -76,6 +76,15 @@ export function isJsonContentType(value: string | undefined): boolean {
   return params.every((p) => p === '' || p === 'charset=utf-8' || p === 'charset="utf-8"');
 }
 
+/**
+ * Whether an /api request needs the bearer token: writes unless `requireToken` is off (allowed on a
+ * loopback bind only), and every request when the API is bound to a non-loopback address.
+ */
+export function tokenRequired(kind: 'read' | 'write', o: { requireToken: boolean; loopbackBind: boolean }): boolean {
+  if (!o.loopbackBind) return true;
+  return kind === 'write' && o.requireToken;
+}
+
 /** The token of an `Authorization: Bearer <token>` header, or null. */
 export function bearerToken(header: string | undefined): string | null {
   if (header === undefined) return null;

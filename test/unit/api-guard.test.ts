@@ -15,6 +15,7 @@ import {
   isLoopbackAddress,
   isLoopbackHost,
   originAllowed,
+  tokenRequired,
   tokensEqual,
 } from '../../src/api/request-policy.js';
 import { matchRoute, parseTarget } from '../../src/api/request-target.js';
@@ -117,6 +118,14 @@ describe('host and origin policy', () => {
     for (const t of [undefined, 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=latin1', 'application/jsonp', 'text/plain; application/json']) {
       expect(isJsonContentType(t), String(t)).toBe(false);
     }
+  });
+
+  it('needs the token for writes, and for everything off loopback; requireToken: false opens writes on loopback only', () => {
+    expect(tokenRequired('write', { requireToken: true, loopbackBind: true })).toBe(true);
+    expect(tokenRequired('read', { requireToken: true, loopbackBind: true })).toBe(false);
+    expect(tokenRequired('write', { requireToken: false, loopbackBind: true })).toBe(false);
+    expect(tokenRequired('read', { requireToken: true, loopbackBind: false })).toBe(true);
+    expect(tokenRequired('write', { requireToken: false, loopbackBind: false })).toBe(true);
   });
 
   it('reads bearer tokens and compares them in constant time (hashed to equal lengths first)', () => {
