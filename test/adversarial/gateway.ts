@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -161,11 +162,39 @@ export class Gateway {
     return kb / 1024;
   }
 
+  /**
+   * One request to the API on a fresh connection, closed after the answer (no pooled keep-alive
+   * socket the server may close just as it is reused on a loaded machine).
+   */
+  request(method: string, urlPath: string, o: { headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; text: string; json: any }> {
+    return new Promise((resolve, reject) => {
+      const headers = { ...(o.body !== undefined ? { 'content-length': String(Buffer.byteLength(o.body)) } : {}), ...(o.headers ?? {}) };
+      const req = httpRequest({ host: '127.0.0.1', port: this.apiPort, method, path: urlPath, headers, agent: false, timeout: 30_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown = null;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            /* not JSON (/metrics) */
+          }
+          resolve({ status: res.statusCode ?? 0, text, json });
+        });
+      });
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error('API request timed out')));
+      req.end(o.body);
+    });
+  }
+
   /** Current value of a point through the API (null when unknown). */
   async value(point: string): Promise<unknown> {
-    const r = await fetch(`${this.api}/api/points/${encodeURIComponent(point)}`);
-    if (!r.ok) return null;
-    return ((await r.json()) as { value: unknown }).value;
+    const r = await this.request('GET', `/api/points/${encodeURIComponent(point)}`);
+    if (r.status !== 200) return null;
+    return (r.json as { value: unknown }).value;
   }
 
   /** The bearer token the gateway created in its data directory (needed for API writes). */
@@ -175,18 +204,17 @@ export class Gateway {
 
   /** A value of /metrics (the first sample of that name), NaN when absent. */
   async metric(name: string): Promise<number> {
-    const text = await (await fetch(`${this.api}/metrics`)).text();
+    const { text } = await this.request('GET', '/metrics');
     return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
   }
 
   /** Writes through the API as `outpost write` does (token, JSON); returns the status and body. */
   async write(point: string, value: unknown): Promise<{ status: number; body: { error?: { code: string; message: string; details?: Record<string, unknown> } } & Record<string, unknown> }> {
-    const r = await fetch(`${this.api}/api/points/${encodeURIComponent(point)}/write`, {
-      method: 'POST',
+    const r = await this.request('POST', `/api/points/${encodeURIComponent(point)}/write`, {
       headers: { authorization: `Bearer ${this.token()}`, 'content-type': 'application/json' },
       body: JSON.stringify({ value }),
     });
-    return { status: r.status, body: (await r.json()) as never };
+    return { status: r.status, body: r.json };
   }
 
   async stop(): Promise<void> {

@@ -146,7 +146,7 @@ afterAll(async () => {
 
 afterEach(async () => {
   expect(gw.alive(), gw.proc.output().slice(-2000)).toBe(true);
-  await waitFor(async () => (await fetch(`${gw.api}/healthz`).catch(() => null))?.status === 200, 30_000, 100);
+  await waitFor(async () => (await gw.request('GET', '/healthz').catch(() => null))?.status === 200, 30_000, 100);
   await gw.readingsFlow();
   expect(await gw.metric('outpost_runtime_writes_api_total')).toBe(0);
   expect(await outputs()).toEqual(initial);
@@ -374,14 +374,14 @@ describe('api.requireToken: false on loopback (the explicit opt-out)', () => {
 
   it('writes without a token, warns at start, and still refuses foreign Host/Origin, non-JSON and held outputs', async () => {
     await open.proc.waitForOutput(/"msg":"local API writes need no token \(api.requireToken: false\): any local process can write outputs"/, 15_000);
-    const w = (point: string, headers: Record<string, string>, body = '{"value":33}') => fetch(`${open.api}/api/points/${point}/write`, { method: 'POST', headers, body });
+    const w = (point: string, headers: Record<string, string>, body = '{"value":33}') => open.request('POST', `/api/points/${point}/write`, { headers, body });
     expect((await w('plc1.speed-setpoint', { 'content-type': 'application/json' })).status).toBe(200);
     expect((await w('plc1.speed-setpoint', { 'content-type': 'text/plain' })).status).toBe(415);
     expect((await w('plc1.speed-setpoint', { 'content-type': 'application/json', origin: 'http://evil.example' })).status).toBe(403);
     await waitFor(async () => (await open.value('io.machine-run')) === false && (await open.value('io.alarm-lamp')) === true, 30_000, 100);
     const held = await w('io.machine-run', { 'content-type': 'application/json' }, '{"value":true}');
     expect(held.status).toBe(409);
-    expect(((await held.json()) as { error: { code: string } }).error.code).toBe('OUTPOST_E_RUNTIME_INTERLOCKED');
+    expect(held.json.error.code).toBe('OUTPOST_E_RUNTIME_INTERLOCKED');
     await waitFor(async () => (await open.value('plc1.speed-setpoint')) === 33, 15_000, 100);
     expect(await open.metric('outpost_runtime_writes_api_total')).toBe(1);
     expect(open.alive()).toBe(true);

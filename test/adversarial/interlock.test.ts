@@ -21,7 +21,7 @@ const HELD = { rule: 'proximity-stop', allowOverride: false };
 type Point = { value: unknown; heldBy?: Array<{ rule: string; allowOverride: boolean }> };
 
 async function point(gw: Gateway, id: string): Promise<Point> {
-  return (await (await fetch(`${gw.api}/api/points/${id}`)).json()) as Point;
+  return (await gw.request('GET', `/api/points/${id}`)).json as Point;
 }
 
 /** A client of a broker that collects every message of `topics` (parsed JSON). */
@@ -70,7 +70,7 @@ describe('a triggered rule holds its outputs against every write path', () => {
     // The first trigger may precede the harness's subscription; the point state is authoritative either way.
     if (ev) expect(ev.holds).toEqual(['io.machine-run', 'io.alarm-lamp']);
     expect((await point(gw, 'io.machine-run')).heldBy).toEqual([HELD]);
-    const all = (await (await fetch(`${gw.api}/api/points`)).json()) as { points: Array<Point & { point: string }> };
+    const all = (await gw.request('GET', '/api/points')).json as { points: Array<Point & { point: string }> };
     expect(all.points.filter((p) => p.heldBy).map((p) => p.point)).toEqual(['io.machine-run', 'io.alarm-lamp']);
   });
 
