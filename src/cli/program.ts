@@ -9,6 +9,7 @@ import type { SystemProbe } from '../health/system-probe.js';
 import { createLogger } from '../log/logger.js';
 import { Runtime, type DriverFactory, type UpstreamFactory } from '../runtime/runtime.js';
 import { createNotifier, WatchdogPinger } from '../system/notifier.js';
+import { callApi, parseCliValue, resolveApiTarget } from './api-client.js';
 import { renderPointsTable } from './points-table.js';
 
 /** What only an entry point in services/ may provide: real implementations. */
@@ -114,20 +115,6 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
   });
 }
 
-function apiBase(opts: { api?: string }, env: NodeJS.ProcessEnv): string {
-  const raw = opts.api ?? env['OUTPOST_API'] ?? 'http://127.0.0.1:8480';
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch (e) {
-    throw new OutpostError('OUTPOST_E_CLI_USAGE', `--api must be an http(s) URL such as http://127.0.0.1:8480, got ${JSON.stringify(raw)}`, { cause: e });
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new OutpostError('OUTPOST_E_CLI_USAGE', `--api must be an http(s) URL such as http://127.0.0.1:8480, got ${JSON.stringify(raw)}`);
-  }
-  return raw.replace(/\/$/, '');
-}
-
 /** Builds the `outpost` command line. Every action resolves to an exit code instead of exiting. */
 export function buildProgram(wiring: Wiring, io: CliIo, setExit: (code: number) => void): Command {
   const program = new Command('outpost')
@@ -172,22 +159,28 @@ export function buildProgram(wiring: Wiring, io: CliIo, setExit: (code: number) 
       return 0;
     }));
 
-  program
-    .command('points')
-    .description('show current values of a running gateway (its local API)')
-    .option('--api <url>', 'local API base URL (default $OUTPOST_API or http://127.0.0.1:8480)')
+  const apiOptions = (c: Command) =>
+    c
+      .option('--api <url>', 'local API base URL (default $OUTPOST_API, the api: section of --config, or http://127.0.0.1:8480)')
+      .option('-c, --config <file>', 'gateway configuration: where its API listens and its data directory (token)')
+      .option('--token-file <file>', 'API token file (default $OUTPOST_API_TOKEN, $OUTPOST_API_TOKEN_FILE, <dataDir>/api-token)');
+
+  apiOptions(program.command('points').description('show current values of a running gateway (its local API)'))
     .option('--json', 'print JSON')
-    .action(act(async (opts: { api?: string; json?: boolean }) => {
-      const base = apiBase(opts, io.env);
-      let res: Response;
-      try {
-        res = await io.fetch(`${base}/api/points`, { signal: AbortSignal.timeout(5000) });
-      } catch (e) {
-        throw new OutpostError('OUTPOST_E_CLI_UNREACHABLE', `cannot reach the gateway API at ${base}; is \`outpost run\` running?`, { cause: e });
-      }
-      if (!res.ok) throw new OutpostError('OUTPOST_E_CLI_UNREACHABLE', `gateway API answered HTTP ${res.status}`, { details: { url: base } });
-      const body = (await res.json()) as { points: Array<Record<string, unknown>> };
+    .action(act(async (opts: { api?: string; config?: string; tokenFile?: string; json?: boolean }) => {
+      const target = await resolveApiTarget(opts, io.env);
+      const body = (await callApi(target, io.fetch, '/api/points')) as { points: Array<Record<string, unknown>> };
       io.out(opts.json ? JSON.stringify(body.points, null, 2) : renderPointsTable(body.points, Date.now()));
+      return 0;
+    }));
+
+  apiOptions(program.command('write').description('write a value to a writable point of a running gateway (needs the API token)'))
+    .argument('<point>', 'point id, e.g. io.alarm-lamp')
+    .argument('<value>', 'value in engineering units: a number, true/false, or text')
+    .action(act(async (point: string, value: string, opts: { api?: string; config?: string; tokenFile?: string }) => {
+      const target = await resolveApiTarget(opts, io.env);
+      await callApi(target, io.fetch, `/api/points/${encodeURIComponent(point)}/write`, { method: 'POST', body: { value: parseCliValue(value) } });
+      io.out(`${point} = ${value}`);
       return 0;
     }));
 

@@ -5,6 +5,7 @@ import { OpcuaDevice } from '../../hal/opcua/schema.js';
 import { ID_PATTERN, Id, PointReporting, TaggedUnion } from '../../hal/schema-common.js';
 import { SerialDevice } from '../../hal/serial/schema.js';
 import { OtaConfig } from '../../ota/schema.js';
+import { ApiConfig } from '../api/schema.js';
 import { MqttUpstream } from '../uplink/schema.js';
 
 /** The one configuration schema of Outpost. docs/config.md is generated from it (`npm run docs`). */
@@ -70,6 +71,11 @@ export const Rule = Type.Object(
       default: false,
       description: 'Run `onRelease` when the first reading after start is in the normal range (outputs start from their safe state otherwise).',
     }),
+    allowOverride: Type.Boolean({
+      default: false,
+      description:
+        'While triggered the rule holds the outputs its `onTrigger` writes: writes from the API, the local broker, cloud commands and other rules are refused (OUTPOST_E_RUNTIME_INTERLOCKED). `true` lets them through (logged).',
+    }),
     onTrigger: Type.Array(Action, { minItems: 1 }),
     onRelease: Type.Array(Action, { default: [] }),
   },
@@ -123,14 +129,7 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false, default: {}, description: 'Logging: JSON lines on stdout (journald), or pretty for humans.' },
     ),
-    api: Type.Object(
-      {
-        enabled: Type.Boolean({ default: true }),
-        host: Type.String({ default: '127.0.0.1', description: 'Bind address: an IP address or host name; keep loopback unless a firewall protects the port.' }),
-        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8480, description: '0 picks a free port.' }),
-      },
-      { additionalProperties: false, default: {}, description: 'Local HTTP API: /healthz, /metrics, /api/points (docs/api.md).' },
-    ),
+    api: ApiConfig,
     broker: Type.Object(
       {
         enabled: Type.Boolean({ default: true }),

@@ -1,5 +1,6 @@
 import { registerCount } from '../../hal/modbus/codec.js';
 import { typeFitsTable } from '../../hal/modbus/driver.js';
+import { isLoopbackHost } from '../api/request-policy.js';
 import { isOutpostError } from '../errors/outpost-error.js';
 import { compileRoute } from '../routes/index.js';
 import { checkUplinkSemantics } from '../uplink/schema.js';
@@ -224,6 +225,20 @@ export function checkSemantics(config: OutpostConfig, invalid: ReadonlySet<strin
     }
   });
 
+  // Two triggered rules holding one output both own it (interlocks): they must drive it to the same value.
+  const tripValue = new Map<string, { value: unknown; path: string }>();
+  (listOf(config.rules) as OutpostConfig['rules']).forEach((r, i) => {
+    if (!ok(`rules/${i}`)) return;
+    r.onTrigger.forEach((a, j) => {
+      const prev = tripValue.get(a.write.point);
+      const path = `rules[${i}].onTrigger[${j}]`;
+      if (!prev) tripValue.set(a.write.point, { value: a.write.value, path });
+      else if (prev.value !== a.write.value && !prev.path.startsWith(`rules[${i}].`)) {
+        add(`${path}.write.value`, `point '${a.write.point}' is also held by ${prev.path} with ${JSON.stringify(prev.value)}; triggered rules holding one output must write the same value`);
+      }
+    });
+  });
+
   const routes = listOf(config.routes).filter(isRecord);
   listOf(config.routes).forEach((r, i) => {
     if (!isRecord(r)) return;
@@ -240,5 +255,8 @@ export function checkSemantics(config: OutpostConfig, invalid: ReadonlySet<strin
 
   if (ok('upstream') && !invalid.has('routes')) checkUplinkSemantics(config.upstream, new Set(routes.map((r) => String(r['id']))), add);
   checkSystemSemantics(config, ok, add);
+  if (ok('api') && config.api.enabled && !config.api.requireToken && !isLoopbackHost(config.api.host)) {
+    add('api.requireToken', `must be true when api.host (${config.api.host}) is not a loopback address: anyone on the network could write outputs`);
+  }
   return problems;
 }

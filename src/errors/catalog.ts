@@ -1,3 +1,4 @@
+import { API_CODES } from './codes-api.js';
 import { CONFIG_CODES } from './codes-config.js';
 import { CORE_CODES } from './codes-core.js';
 import { HAL_CODES } from './codes-hal.js';
@@ -23,6 +24,7 @@ export interface ErrorSpec {
 export const ERROR_CATALOG = {
   ...CORE_CODES,
   ...CONFIG_CODES,
+  ...API_CODES,
   ...HAL_CODES,
   ...SYSTEM_CODES,
   ...ROUTE_CODES,

@@ -13,6 +13,11 @@ export const CORE_CODES = {
   OUTPOST_E_UPSTREAM_WRITE: { area: 'upstream', summary: 'The upstream file could not be written (disk full, permissions).', input: false },
   OUTPOST_E_RUNTIME_UNKNOWN_POINT: { area: 'runtime', summary: 'A write or query named a point that is not configured.', input: true },
   OUTPOST_E_RUNTIME_NOT_WRITABLE: { area: 'runtime', summary: 'A write targeted a point that is not declared writable.', input: true },
+  OUTPOST_E_RUNTIME_INTERLOCKED: {
+    area: 'runtime',
+    summary: 'A write targeted an output held by a triggered rule (an interlock); the message and `details.rule` name the rule. Refused until the rule releases, unless it has `allowOverride: true`.',
+    input: false,
+  },
   OUTPOST_E_RUNTIME_START: { area: 'runtime', summary: 'The runtime could not start (a port in use, an unwritable data directory, a driver failing to open).', input: false },
   OUTPOST_E_BROKER_COMMAND: { area: 'broker', summary: 'A command published on the local broker was malformed (not JSON, no value, bad reply topic).', input: true },
   OUTPOST_E_API_REQUEST: { area: 'api', summary: 'A request to the local HTTP API was malformed.', input: true },

@@ -31,6 +31,8 @@ export interface RuleEvent {
   readonly bootId: string;
   /** Outcome of each action, in order. */
   readonly actions: ReadonlyArray<{ readonly point: string; readonly ok: boolean; readonly error?: string }>;
+  /** The outputs the rule holds after this transition (its `onTrigger` points when triggered, none when released): writes to them from elsewhere are refused. */
+  readonly holds: readonly string[];
   /** From the sample's arrival to the last action's completion, ms. */
   readonly latencyMs: number;
 }

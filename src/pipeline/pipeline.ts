@@ -5,6 +5,7 @@ import { GOOD, bad, type PointValue, type Quality, type Sample } from '../../hal
 import type { OutpostConfig, RuleConfig } from '../config/schema.js';
 import { describeCause } from '../errors/outpost-error.js';
 import type { Reading, RuleEvent } from '../model/reading.js';
+import { Interlocks, type Holder } from './interlocks.js';
 import { applyScale, type Aggregate, RateOfChange, ReportFilter, TumblingWindow } from './processors.js';
 import { RuleMachine } from './rule.js';
 
@@ -38,6 +39,8 @@ export interface PointSnapshot {
   /** seq of the last reported reading (0 before the first). */
   readonly seq: number;
   readonly units?: string;
+  /** The triggered rules holding this output (interlocks); absent when none does. */
+  readonly heldBy?: readonly Holder[];
 }
 
 interface PointState {
@@ -66,6 +69,8 @@ export class Pipeline {
   private readonly windowTimers: unknown[] = [];
   private readonly windowDefs: Array<{ target: PointState; window: TumblingWindow; ms: number }> = [];
   readonly stats = { samples: 0, readings: 0, ruleTransitions: 0, actionErrors: 0 };
+  /** Which outputs triggered rules hold; `Runtime.write` checks every write against it. */
+  readonly interlocks: Interlocks;
 
   constructor(
     config: Readonly<OutpostConfig>,
@@ -87,9 +92,11 @@ export class Pipeline {
         this.windowDefs.push({ target, window, ms: dp.compute.windowMs });
       }
     }
-    for (const r of config.rules) {
-      this.points.get(r.point)?.rules.push({ config: r, machine: new RuleMachine(r), chain: Promise.resolve() });
-    }
+    const machines = config.rules.map((r) => ({ config: r, machine: new RuleMachine(r), chain: Promise.resolve() }));
+    for (const m of machines) this.points.get(m.config.point)?.rules.push(m);
+    this.interlocks = new Interlocks(
+      machines.map((m) => ({ id: m.config.id, failSafe: m.config.failSafe, allowOverride: m.config.allowOverride, onTrigger: m.config.onTrigger, state: () => m.machine.state })),
+    );
   }
 
   start(): void {
@@ -109,13 +116,18 @@ export class Pipeline {
 
   /** Latest value of every point, in declaration order. */
   snapshot(): PointSnapshot[] {
-    return [...this.points.values()].map(
-      (p) => p.latest ?? { point: p.id, device: p.device, value: null, quality: { status: 'uncertain', reason: 'no data yet' }, sourceTime: 0, seq: 0, ...(p.config.units ? { units: p.config.units } : {}) },
-    );
+    return [...this.points.values()].map((p) => this.snapshotOf(p));
   }
 
   point(id: string): PointSnapshot | undefined {
-    return this.snapshot().find((p) => p.point === id);
+    const p = this.points.get(id);
+    return p ? this.snapshotOf(p) : undefined;
+  }
+
+  private snapshotOf(p: PointState): PointSnapshot {
+    const latest = p.latest ?? { point: p.id, device: p.device, value: null, quality: { status: 'uncertain', reason: 'no data yet' }, sourceTime: 0, seq: 0, ...(p.config.units ? { units: p.config.units } : {}) };
+    const heldBy = this.interlocks.holders(p.id);
+    return heldBy.length > 0 ? { ...latest, heldBy } : latest;
   }
 
   /** Feeds samples from a driver. Unknown point ids are ignored (and logged once per call). */
@@ -170,6 +182,7 @@ export class Pipeline {
     const triggered = t === 'trigger';
     this.stats.ruleTransitions++;
     const actions = triggered ? r.config.onTrigger : r.config.onRelease;
+    const holds = triggered ? [...this.interlocks.outputsOf(r.config.id)] : [];
     const time = this.deps.clock.now();
     r.chain = r.chain.then(async () => {
       const results: Array<{ point: string; ok: boolean; error?: string }> = [];
@@ -195,6 +208,7 @@ export class Pipeline {
         time,
         bootId: this.deps.bootId,
         actions: results,
+        holds,
         latencyMs,
       });
     });

@@ -5,6 +5,7 @@ import type { Clock } from '../../hal/clock.js';
 import type { PointCommonConfig } from '../../hal/schema-common.js';
 import type { DeviceDriver, PointValue } from '../../hal/types.js';
 import { ApiServer } from '../api/api-server.js';
+import { ensureApiToken } from '../api/api-token.js';
 import { CommandRegistry } from '../commands/command.js';
 import { LocalBroker } from '../broker/local-broker.js';
 import type { DeviceConfig, OutpostConfig, UpstreamConfig } from '../config/schema.js';
@@ -22,6 +23,7 @@ import { collectMetrics } from './metrics-collector.js';
 
 /** Converts a written value to the point's value type ("60" → 60, "true"/1 → true); anything else is refused. */
 function coerce(value: PointValue, type: PointInfo['valueType'], point: string): PointValue {
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new OutpostError('OUTPOST_E_HAL_VALUE', 'a written number must be finite', { details: { point, value: String(value) } });
   if (type === 'string') return String(value);
   if (type === 'number') {
     const n = typeof value === 'number' ? value : typeof value === 'string' && value.trim() !== '' ? Number(value) : NaN;
@@ -64,8 +66,9 @@ export interface RuntimeEndpoints {
  * The Outpost runtime: drivers → pipeline → routes → local broker and upstream, plus health,
  * metrics and the local API. Invariants: the configuration is frozen and read once; start either
  * completes or stops what it started and throws; stop applies the drivers' safe states before the
- * broker and upstream close, and is idempotent; every write (rules, broker, API) goes through
- * `write`, which checks the point is writable and converts engineering units to raw.
+ * broker and upstream close, and is idempotent; every write (rules, broker, API, cloud commands)
+ * goes through `writePoint`, which checks the point is writable and not held by an interlock (only
+ * the pipeline's writer can write as a rule) and converts engineering units to raw.
  */
 export class Runtime {
   readonly bootId: string;
@@ -81,6 +84,8 @@ export class Runtime {
   private api: ApiServer | null = null;
   private upstream: Upstream | null = null;
   private readonly upstreamStats = { rejected_total: 0 };
+  /** Writes that reached a driver, by path, and writes refused by an interlock. */
+  private readonly writeStats = { writes_api_total: 0, writes_broker_total: 0, writes_command_total: 0, writes_rule_total: 0, writes_other_total: 0, writes_interlocked_total: 0, writes_overridden_total: 0 };
   /** When a refusal was last logged, and how many since: a full store refuses every reading, the log gets one line per 10 s. */
   private refusalLog = { at: -Infinity, since: 0 };
   private started = false;
@@ -100,7 +105,8 @@ export class Runtime {
       clock: deps.clock,
       logger: log('pipeline'),
       bootId: this.bootId,
-      writer: this,
+      // The one writer that writes as a rule: the pipeline names the rule in the origin (`rule:<id>`).
+      writer: { write: (id, v, origin) => this.writePoint(id, v, origin, origin.startsWith('rule:') ? origin.slice(5) : null) },
       outputs: {
         reading: (r) => this.onMessage({ kind: 'reading', source: `/readings/${r.device}/${r.point}`, body: r }, `readings/${r.device}/${r.point}`),
         event: (e) => this.onMessage({ kind: 'event', source: `/events/${e.rule}`, body: e }, `events/${e.rule}`),
@@ -147,7 +153,8 @@ export class Runtime {
       }
       let apiAt: RuntimeEndpoints['api'] = null;
       if (config.api.enabled) {
-        this.api = new ApiServer(config.api, this.apiBackend(), deps.logger.child({ component: 'api' }));
+        const token = await ensureApiToken(config.gateway.dataDir);
+        this.api = new ApiServer({ ...config.api, token }, this.apiBackend(), { logger: deps.logger.child({ component: 'api' }), monotonic: () => deps.clock.monotonic() });
         apiAt = await this.api.start();
       }
       this.pipeline.start();
@@ -249,16 +256,42 @@ export class Runtime {
     return this.stopping;
   }
 
-  /** Writes a point in engineering units. Used by rules, the local broker and the API. */
-  async write(pointId: string, value: PointValue, origin: string): Promise<void> {
+  /**
+   * Writes a point in engineering units: the local broker, the API, cloud commands and other areas
+   * call this. A write here never counts as a rule's, so a triggered rule's outputs refuse it
+   * (OUTPOST_E_RUNTIME_INTERLOCKED) unless the rule allows overrides.
+   */
+  write(pointId: string, value: PointValue, origin: string): Promise<void> {
+    return this.writePoint(pointId, value, origin, null);
+  }
+
+  private async writePoint(pointId: string, value: PointValue, origin: string, rule: string | null): Promise<void> {
     const info = this.pointInfo.get(pointId);
     if (!info) throw new OutpostError('OUTPOST_E_RUNTIME_UNKNOWN_POINT', 'no such point', { details: { point: pointId } });
     if (!info.writable) throw new OutpostError('OUTPOST_E_RUNTIME_NOT_WRITABLE', 'point is not writable', { details: { point: pointId } });
     const entry = this.drivers.get(info.device);
     if (!entry) throw new OutpostError('OUTPOST_E_HAL_NOT_CONNECTED', 'device of the point is not running', { details: { point: pointId, device: info.device } });
     const raw = unapplyScale(coerce(value, info.valueType, pointId), this.pointConfig.get(pointId)?.scale);
+    const checkInterlock = () => {
+      try {
+        return this.pipeline.interlocks.check(pointId, rule);
+      } catch (e) {
+        this.writeStats.writes_interlocked_total++;
+        this.deps.logger.warn({ component: 'runtime', point: pointId, origin, err: describeCause(e) }, 'write refused by an interlock');
+        throw e;
+      }
+    };
+    checkInterlock();
     await entry.ready;
+    // Checked again right before the driver call (no await in between): a rule that triggered while this write waited holds the output now.
+    const overridden = checkInterlock();
     await entry.driver.write(pointId, raw);
+    const key = rule !== null ? 'writes_rule_total' : `writes_${origin}_total`;
+    this.writeStats[key in this.writeStats ? (key as keyof typeof this.writeStats) : 'writes_other_total']++;
+    if (overridden.length > 0) {
+      this.writeStats.writes_overridden_total++;
+      this.deps.logger.warn({ component: 'runtime', point: pointId, value, origin, heldBy: overridden.map((h) => h.rule) }, 'write overrode an interlock (allowOverride)');
+    }
     this.deps.logger.debug({ component: 'runtime', point: pointId, value, origin }, 'point written');
   }
 
@@ -281,6 +314,8 @@ export class Runtime {
   metrics(): string {
     const components = [
       { name: 'upstream', counters: () => ({ ...(this.upstream?.counters() ?? {}), ...this.upstreamStats }) },
+      { name: 'runtime', counters: () => this.writeStats },
+      ...(this.api ? [{ name: 'api', counters: () => (this.api as ApiServer).counters() }] : []),
       ...(this.broker ? [{ name: 'broker', counters: () => (this.broker as LocalBroker).counters() }] : []),
     ];
     return collectMetrics({
@@ -305,6 +340,7 @@ export class Runtime {
       health: () => this.healthReport(),
       metrics: () => this.metrics(),
       points: () => this.points(),
+      point: (id: string) => this.pipeline.point(id),
       info: () => ({ gateway: this.config.gateway.id, version: this.deps.version, bootId: this.bootId, devices: this.drivers.size, points: this.pointInfo.size }),
       write: (id: string, v: PointValue, origin: string) => this.write(id, v, origin),
     };

@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -21,6 +22,8 @@ export interface GatewayOptions {
   /** Sweep period of plc1.distance (ms): shorter trips the interlock sooner. */
   readonly distancePeriodMs?: number;
   readonly env?: NodeJS.ProcessEnv;
+  /** Merged into the `api:` section (host and port stay the harness's). */
+  readonly api?: Record<string, unknown>;
 }
 
 export const REPO = path.resolve(import.meta.dirname, '..', '..');
@@ -75,6 +78,8 @@ export function demoConfig(o: { apiPort: number; brokerPort: number; dataDir: st
 
 export class Gateway {
   readonly readings: Array<{ point: string; value: unknown; at: number }> = [];
+  /** Rule events published on `outpost/events/<rule>`, in arrival order. */
+  readonly events: Array<{ rule: string; state: string; holds?: string[]; actions?: Array<{ point: string; ok: boolean; error?: string }>; at: number }> = [];
   private client: MqttClient | null = null;
 
   private constructor(
@@ -89,7 +94,8 @@ export class Gateway {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'outpost-adv-'));
     const apiPort = await freePort();
     const brokerPort = await freePort();
-    const cfg = { ...demoConfig({ apiPort, brokerPort, dataDir: path.join(dir, 'data'), ...(o.distancePeriodMs !== undefined ? { distancePeriodMs: o.distancePeriodMs } : {}) }), ...(o.extra ?? {}) };
+    const base = demoConfig({ apiPort, brokerPort, dataDir: path.join(dir, 'data'), ...(o.distancePeriodMs !== undefined ? { distancePeriodMs: o.distancePeriodMs } : {}) });
+    const cfg = { ...base, ...(o.api ? { api: { ...(base['api'] as object), ...o.api } } : {}), ...(o.extra ?? {}) };
     const configFile = path.join(dir, 'config.json');
     writeFileSync(configFile, JSON.stringify(cfg, null, 1));
     const proc = startProcess(process.execPath, [BIN, 'run', '--config', configFile], { env: { ...process.env, ...(o.env ?? {}) } });
@@ -117,6 +123,15 @@ export class Gateway {
     const c = await mqtt.connectAsync(this.brokerUrl, { clientId: `adv-watch-${process.pid}-${Date.now()}`, reconnectPeriod: 500 });
     this.client = c;
     c.on('message', (topic, payload) => {
+      if (topic.startsWith('outpost/events/')) {
+        try {
+          this.events.push({ ...(JSON.parse(payload.toString()) as { rule: string; state: string }), at: Date.now() });
+          if (this.events.length > 1000) this.events.splice(0, 500);
+        } catch {
+          /* not an event */
+        }
+        return;
+      }
       if (!topic.startsWith('outpost/readings/')) return;
       try {
         const r = JSON.parse(payload.toString()) as { point: string; value: unknown };
@@ -126,7 +141,7 @@ export class Gateway {
         /* not a reading */
       }
     });
-    await c.subscribeAsync('outpost/readings/#');
+    await c.subscribeAsync(['outpost/readings/#', 'outpost/events/#']);
   }
 
   /** The process is still running (no crash, no exit). */
@@ -147,11 +162,59 @@ export class Gateway {
     return kb / 1024;
   }
 
+  /**
+   * One request to the API on a fresh connection, closed after the answer (no pooled keep-alive
+   * socket the server may close just as it is reused on a loaded machine).
+   */
+  request(method: string, urlPath: string, o: { headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; text: string; json: any }> {
+    return new Promise((resolve, reject) => {
+      const headers = { ...(o.body !== undefined ? { 'content-length': String(Buffer.byteLength(o.body)) } : {}), ...(o.headers ?? {}) };
+      const req = httpRequest({ host: '127.0.0.1', port: this.apiPort, method, path: urlPath, headers, agent: false, timeout: 30_000 }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown = null;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            /* not JSON (/metrics) */
+          }
+          resolve({ status: res.statusCode ?? 0, text, json });
+        });
+      });
+      req.on('error', reject);
+      req.on('timeout', () => req.destroy(new Error('API request timed out')));
+      req.end(o.body);
+    });
+  }
+
   /** Current value of a point through the API (null when unknown). */
   async value(point: string): Promise<unknown> {
-    const r = await fetch(`${this.api}/api/points/${encodeURIComponent(point)}`);
-    if (!r.ok) return null;
-    return ((await r.json()) as { value: unknown }).value;
+    const r = await this.request('GET', `/api/points/${encodeURIComponent(point)}`);
+    if (r.status !== 200) return null;
+    return (r.json as { value: unknown }).value;
+  }
+
+  /** The bearer token the gateway created in its data directory (needed for API writes). */
+  token(): string {
+    return readFileSync(path.join(this.dir, 'data', 'api-token'), 'utf8').trim();
+  }
+
+  /** A value of /metrics (the first sample of that name), NaN when absent. */
+  async metric(name: string): Promise<number> {
+    const { text } = await this.request('GET', '/metrics');
+    return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  }
+
+  /** Writes through the API as `outpost write` does (token, JSON); returns the status and body. */
+  async write(point: string, value: unknown): Promise<{ status: number; body: { error?: { code: string; message: string; details?: Record<string, unknown> } } & Record<string, unknown> }> {
+    const r = await this.request('POST', `/api/points/${encodeURIComponent(point)}/write`, {
+      headers: { authorization: `Bearer ${this.token()}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ value }),
+    });
+    return { status: r.status, body: r.json };
   }
 
   async stop(): Promise<void> {

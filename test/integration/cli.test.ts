@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,10 +107,44 @@ describe('outpost run on the demo configuration', () => {
   it('`outpost points` prints the current values of the running gateway', async () => {
     const r = spawnSync(process.execPath, [bin, 'points', '--api', `http://127.0.0.1:${apiPort}`], { encoding: 'utf8' });
     expect(r.status).toBe(0);
-    expect(r.stdout.split('\n')[0]).toMatch(/^POINT\s+DEVICE\s+VALUE\s+QUALITY\s+AGE\s+SEQ$/);
+    expect(r.stdout.split('\n')[0]).toMatch(/^POINT\s+DEVICE\s+VALUE\s+QUALITY\s+AGE\s+SEQ(\s+HELD BY)?$/);
     expect(r.stdout).toMatch(/^plc1\.temp1\s+plc1\s+\d+(\.\d+)? degC\s+good/m);
     const json = spawnSync(process.execPath, [bin, 'points', '--json'], { encoding: 'utf8', env: { ...process.env, OUTPOST_API: `http://127.0.0.1:${apiPort}` } });
     expect(JSON.parse(json.stdout).length).toBeGreaterThan(10);
+  });
+
+  it('`outpost write` writes with the token found through --config, refuses a wrong or missing token, and `outpost points` sends it', async () => {
+    const dir = path.join(tmp, 'demo');
+    const config = path.join(dir, 'config.yaml');
+    const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+      const r = spawnSync(process.execPath, [bin, ...args], { encoding: 'utf8', env: { ...process.env, OUTPOST_API: '', OUTPOST_API_TOKEN: '', OUTPOST_API_TOKEN_FILE: '', ...env } });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    };
+    const ok = run(['write', 'ua1.setpoint', '7.25', '--config', config]);
+    expect(ok.err).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.out.trim()).toBe('ua1.setpoint = 7.25');
+    await waitFor(async () => {
+      const p = JSON.parse(run(['points', '--json', '--config', config]).out) as Array<{ point: string; value: unknown }>;
+      return p.find((x) => x.point === 'ua1.setpoint')?.value === 7.25;
+    }, 10_000);
+    const token = readFileSync(path.join(dir, 'var', 'api-token'), 'utf8').trim();
+    expect(run(['write', 'ua1.setpoint', '7.5', '--api', `http://127.0.0.1:${apiPort}`], { OUTPOST_API_TOKEN: token }).code).toBe(0);
+    const wrong = run(['write', 'ua1.setpoint', '1', '--api', `http://127.0.0.1:${apiPort}`], { OUTPOST_API_TOKEN: 'x'.repeat(43) });
+    expect(wrong.code).toBe(2);
+    expect(wrong.err).toContain("OUTPOST_E_API_UNAUTHORIZED: the bearer token is not this gateway's");
+    // A configuration whose data directory holds no token: the 401 says where the token was looked for.
+    const other = path.join(tmp, 'other.yaml');
+    writeFileSync(other, `gateway: { dataDir: ${path.join(tmp, 'other-data')} }\napi: { port: ${apiPort} }\n`);
+    const missing = run(['write', 'ua1.setpoint', '1', '--config', other]);
+    expect(missing.code).toBe(2);
+    expect(missing.err).toContain(`OUTPOST_E_API_UNAUTHORIZED: this request needs Authorization: Bearer <token>; no token file at ${path.join(tmp, 'other-data', 'api-token')}`);
+    const unreadable = run(['write', 'ua1.setpoint', '1', '--api', `http://127.0.0.1:${apiPort}`, '--token-file', path.join(tmp, 'none')]);
+    expect(unreadable.code).toBe(1);
+    expect(unreadable.err).toContain('OUTPOST_E_API_TOKEN');
+    const ro = run(['write', 'plc1.temp1', '1', '--config', config]);
+    expect(ro.code).toBe(2);
+    expect(ro.err).toContain('OUTPOST_E_RUNTIME_NOT_WRITABLE');
   });
 
   it('logs JSON lines with a component per line', () => {

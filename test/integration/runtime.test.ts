@@ -99,6 +99,13 @@ afterAll(async () => {
 });
 
 const api = (p: string, init?: RequestInit) => fetch(`http://127.0.0.1:${endpoints.api?.port}${p}`, init);
+/** A write as `outpost write` sends it: the token of the data directory, JSON content type. */
+const write = async (point: string, body: string) =>
+  api(`/api/points/${point}/write`, {
+    method: 'POST',
+    body,
+    headers: { authorization: `Bearer ${(await readFile(path.join(dir, 'api-token'), 'utf8')).trim()}`, 'content-type': 'application/json' },
+  });
 
 describe('runtime on simulated devices', () => {
   it('publishes readings of all four device kinds on the embedded broker', async () => {
@@ -183,21 +190,24 @@ describe('runtime on simulated devices', () => {
     expect((await api('/api/points/nope')).status).toBe(404);
   });
 
-  it('writes through the API and refuses read-only points', async () => {
-    const ok = await api('/api/points/io.lamp/write', { method: 'POST', body: JSON.stringify({ value: true }) });
+  it('writes through the API with the token of the data directory, and refuses read-only points', async () => {
+    const anonymous = await api('/api/points/io.lamp/write', { method: 'POST', body: JSON.stringify({ value: true }), headers: { 'content-type': 'application/json' } });
+    expect(anonymous.status).toBe(401);
+    expect(((await anonymous.json()) as { error: { code: string } }).error.code).toBe('OUTPOST_E_API_UNAUTHORIZED');
+    const ok = await write('io.lamp', JSON.stringify({ value: true }));
     expect(ok.status).toBe(200);
     const lamp = await waitFor(async () => ((await (await api('/api/points/io.lamp')).json()) as { value: boolean }).value === true, 5000);
     expect(lamp).toBe(true);
-    const ro = await api('/api/points/plc1.temp/write', { method: 'POST', body: JSON.stringify({ value: 1 }) });
+    const ro = await write('plc1.temp', JSON.stringify({ value: 1 }));
     expect(ro.status).toBe(409);
     expect(((await ro.json()) as { error: { code: string } }).error.code).toBe('OUTPOST_E_RUNTIME_NOT_WRITABLE');
-    const bad = await api('/api/points/io.lamp/write', { method: 'POST', body: '{' });
+    const bad = await write('io.lamp', '{');
     expect(bad.status).toBe(400);
-    const notANumber = await api('/api/points/plc1.setpoint/write', { method: 'POST', body: JSON.stringify({ value: 'fast' }) });
+    const notANumber = await write('plc1.setpoint', JSON.stringify({ value: 'fast' }));
     expect(notANumber.status).toBe(400);
     expect(((await notANumber.json()) as { error: { code: string } }).error.code).toBe('OUTPOST_E_HAL_VALUE');
     // A numeric string is a number in engineering units, scaled like one (7.5 → register 75).
-    expect((await api('/api/points/plc1.setpoint/write', { method: 'POST', body: JSON.stringify({ value: '7.5' }) })).status).toBe(200);
+    expect((await write('plc1.setpoint', JSON.stringify({ value: '7.5' }))).status).toBe(200);
     const sp = await waitFor(async () => {
       const p = (await (await api('/api/points/plc1.setpoint')).json()) as { value: number };
       return Math.abs(p.value - 7.5) < 1e-9 ? p : null;

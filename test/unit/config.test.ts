@@ -79,6 +79,12 @@ const BAD: Mutation[] = [
     c.devices.push({ id: 'rtu1', kind: 'modbus', connection: { type: 'rtu', port: '/dev/ttyUSB0' }, points: [{ id: 'r.a', table: 'holding', address: 0 }] });
     c.devices.push({ id: 'gps', kind: 'serial', connection: { type: 'serial', path: '/dev/ttyUSB0' }, points: [{ id: 'g.a', match: '^x' }] });
   }, "devices[3].connection.path: serial port '/dev/ttyUSB0' is already used by devices[2].connection.port"],
+  ['API without token on a network address', (c) => (c.api = { host: '0.0.0.0', requireToken: false }), 'api.requireToken: must be true when api.host (0.0.0.0) is not a loopback address'],
+  ['API origin with a path', (c) => (c.api = { allowedOrigins: ['https://hmi.example/app'] }), 'api.allowedOrigins[0]: "https://hmi.example/app" does not match'],
+  ['API host name with a port', (c) => (c.api = { allowedHosts: ['gw.example:8480'] }), 'api.allowedHosts[0]: "gw.example:8480" does not match'],
+  ['two interlocks driving one output to different values', (c) => {
+    c.rules.push({ id: 'r2', point: 'plc1.t1', when: 'below', threshold: 5, onTrigger: [{ write: { point: 'io.out', value: false } }] });
+  }, "rules[1].onTrigger[0].write.value: point 'io.out' is also held by rules[0].onTrigger[0] with true"],
   ['api and broker on one port', (c) => {
     c.api = { port: 9000 };
     c.broker = { port: 9000 };
@@ -91,7 +97,10 @@ describe('configuration validation', () => {
     expect(c.devices[0]?.kind).toBe('modbus');
     const p = c.devices[0]?.points[0] as { unitId: number; byteOrder: string; writable: boolean };
     expect(p).toMatchObject({ unitId: 1, byteOrder: 'ABCD', writable: false });
-    expect(c.api).toEqual({ enabled: true, host: '127.0.0.1', port: 8480 });
+    expect(c.api).toEqual({
+      enabled: true, host: '127.0.0.1', port: 8480, requireToken: true, allowedHosts: [], allowedOrigins: [], maxBodyBytes: 16384, requestTimeoutMs: 10000, maxConnections: 32,
+    });
+    expect(c.rules[0]?.allowOverride).toBe(false);
     expect(c.upstream).toMatchObject({ type: 'file' });
     expect(c.routes[0]).toMatchObject({ priority: 5, ttlSeconds: 86400 });
   });
