@@ -4,6 +4,7 @@ import { systemClock } from '../../hal/clock.js';
 import { configJsonSchema, loadConfig, type LoadedConfig } from '../config/load.js';
 import { loadConfigIsolated } from '../config/load-isolated.js';
 import { OutpostError, isOutpostError } from '../errors/outpost-error.js';
+import type { GcFunction } from '../health/gc-pacer.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { createLogger } from '../log/logger.js';
 import { Runtime, type DriverFactory, type UpstreamFactory } from '../runtime/runtime.js';
@@ -18,6 +19,8 @@ export interface Wiring {
   readonly upstreamFactory?: UpstreamFactory;
   /** Clock-synchronisation source: readings are marked time-uncertain while it says so. */
   readonly clockSync?: (logger: Logger) => { start(): Promise<void>; timeUncertain(): boolean; stop(): void };
+  /** V8's gc() for `outpost run` (the broker paces collections under floods); null when unavailable. */
+  readonly gc?: () => GcFunction | null;
   /** Register the command handlers of other areas (OTA…) on a runtime before it starts; one entry per area. */
   readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger, loaded: LoadedConfig) => void>;
   /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. `setExit` sets the exit code of an action. */
@@ -54,6 +57,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     version: wiring.version,
     ...(wiring.upstreamFactory ? { upstreamFactory: wiring.upstreamFactory } : {}),
     ...(clockSync ? { timeUncertain: () => clockSync.timeUncertain() } : {}),
+    gc: wiring.gc?.() ?? null,
   });
   for (const register of wiring.commandRegistrations ?? []) register(runtime, logger, { config, files });
   const notifier = createNotifier(io.env);

@@ -2,6 +2,7 @@ import { registerCount } from '../../hal/modbus/codec.js';
 import { typeFitsTable } from '../../hal/modbus/driver.js';
 import { isOutpostError } from '../errors/outpost-error.js';
 import { compileRoute } from '../routes/index.js';
+import { checkBrokerSemantics } from '../broker/schema.js';
 import { checkUplinkSemantics } from '../uplink/schema.js';
 import type { ConfigProblem } from './error-format.js';
 import type { OutpostConfig } from './schema.js';
@@ -186,6 +187,7 @@ export function checkSemantics(config: OutpostConfig): ConfigProblem[] {
   });
 
   checkUplinkSemantics(config.upstream, new Set(config.routes.map((r) => r.id)), add);
+  checkBrokerSemantics(config.broker, config.api.enabled ? config.api.port : null, add);
 
   if (config.api.enabled && config.broker.enabled && config.api.port !== 0 && config.api.port === config.broker.port) {
     add('broker.port', `port ${config.broker.port} is also api.port`);
