@@ -1,6 +1,7 @@
 import { OutpostError, isOutpostError } from '../errors/outpost-error.js';
 import { ClientAcl, templateFilter, topicMatches } from './acl.js';
-import { parsePasswordHash, verifyPassword, type ParsedHash } from './passwords.js';
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { DEFAULT_SCRYPT, parsePasswordHash, verifyPassword, type ParsedHash } from './passwords.js';
 import type { BrokerConfigT } from './schema.js';
 
 /** Who a connected client is and what it may do. */
@@ -21,15 +22,16 @@ export interface Credentials {
 }
 
 /** A hash that matches no password: unknown users cost one scrypt like known ones (no user enumeration by timing). */
-const DUMMY_HASH = `scrypt$16384$8$1$${Buffer.alloc(16, 7).toString('base64')}$${Buffer.alloc(32).toString('base64')}`;
-/** scrypt verifications at once (16 MiB of memory and a thread-pool thread each). */
-const MAX_VERIFYING = 2;
+const DUMMY_HASH = `scrypt$${DEFAULT_SCRYPT.N}$${DEFAULT_SCRYPT.r}$${DEFAULT_SCRYPT.p}$${Buffer.alloc(16, 7).toString('base64')}$${Buffer.alloc(32).toString('base64')}`;
+/** scrypt verifications at once (32 MiB of memory and a thread-pool thread each). */
+const MAX_VERIFYING = 1;
 
 /**
  * Authentication and default permissions of the local broker. Invariants: hashes are parsed once, at
  * construction (a malformed one fails the start with OUTPOST_E_BROKER_CONFIG); at most MAX_VERIFYING
  * scrypt verifications run at once and at most `maxQueued` wait, further logins are refused with
- * code 3; a certificate logs in only as the user its CN names; the gateway's topics are
+ * code 3; a password verified once is recognised again by an HMAC (one per user, the last one that
+ * worked) without scrypt; a certificate logs in only as the user its CN names; the gateway's topics are
  * `<prefix>/…` and the topics of `$broker(…)` routes.
  */
 export class BrokerAccess {
@@ -40,6 +42,9 @@ export class BrokerAccess {
   /** Filters of every topic only the gateway publishes on. */
   readonly gatewayTopics: readonly string[];
   private readonly anonymousSubscribe: readonly string[];
+  /** HMAC (random per-process key) of each user's last verified password: a reconnecting application costs no scrypt. */
+  private readonly verified = new Map<string, Buffer>();
+  private readonly cacheKey = randomBytes(32);
 
   constructor(
     private readonly config: BrokerConfigT,
@@ -78,9 +83,15 @@ export class BrokerAccess {
       return { username: null, via: 'anonymous', acl: new ClientAcl(null, this.config.anonymous.publish, this.anonymousSubscribe, prefix) };
     }
     const u = this.users.get(c.username);
+    const mac = createHmac('sha256', this.cacheKey).update(c.username).update('\0').update(c.password ?? Buffer.alloc(0)).digest();
+    const known = this.verified.get(c.username);
+    if (u?.hash && c.password !== undefined && known && timingSafeEqual(known, mac)) {
+      return { username: c.username, via: 'password', acl: new ClientAcl(c.username, u.publish, u.subscribe, prefix) };
+    }
     const ok = await this.verify(c.password ?? Buffer.alloc(0), u?.hash ?? this.dummy);
     if (ok === null) return { refused: 3, reason: 'too many logins at once' };
     if (!u || !u.hash || !ok || c.password === undefined) return { refused: 4, reason: 'bad username or password' };
+    this.verified.set(c.username, mac);
     return { username: c.username, via: 'password', acl: new ClientAcl(c.username, u.publish, u.subscribe, prefix) };
   }
 

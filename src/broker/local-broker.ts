@@ -69,6 +69,7 @@ export class LocalBroker {
     oversize_packets_total: 0,
     malformed_packets_total: 0,
     retained_refused_total: 0,
+    throttled_total: 0,
   };
 
   constructor(
@@ -216,6 +217,7 @@ export class LocalBroker {
         this.deps.logger.warn({ kind, ...details, remote: socket.remoteAddress }, 'broker client disconnected: packet refused');
       },
       bytes: (n) => this.pacer.account(n),
+      throttled: () => this.stats.throttled_total++,
     });
     this.certificates.set(guard, certificateCn);
     aedes.handle(guard);

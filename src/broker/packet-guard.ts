@@ -38,7 +38,7 @@ export class PacketGuard extends Duplex {
     readonly socket: Socket,
     private readonly limits: PacketGuardLimits,
     private readonly clock: Clock,
-    private readonly events: { violation(kind: GuardViolation, details: Record<string, number>): void; bytes?(n: number): void },
+    private readonly events: { violation(kind: GuardViolation, details: Record<string, number>): void; bytes?(n: number): void; throttled?(): void },
   ) {
     super({ allowHalfOpen: false });
     this.messages = new RateLimiter(limits.publishRatePerSec, clock);
@@ -113,6 +113,7 @@ export class PacketGuard extends Duplex {
   private pauseFor(ms: number): void {
     this.socket.pause();
     if (this.throttle !== null) this.clock.clearTimeout(this.throttle);
+    else this.events.throttled?.();
     this.throttle = this.clock.setTimeout(() => {
       this.throttle = null;
       this.resumeIfFree();

@@ -47,20 +47,20 @@ export function parseWriteCommand(payload: Buffer, maxBytes: number): WriteComma
   return { value, ...(typeof id === 'string' ? { id } : {}), ...(typeof replyTo === 'string' ? { replyTo } : {}) };
 }
 
-/** The reply namespace: `<prefix>/replies/…`. */
-export function replyNamespace(prefix: string): string {
-  return `${prefix}/replies/`;
+/** Reply namespace of a client: `<prefix>/replies/<username>/`, or `<prefix>/replies/_anonymous/` (no username can start with `_`). */
+export function replyNamespace(prefix: string, username: string | null): string {
+  return `${prefix}/replies/${username ?? '_anonymous'}/`;
 }
 
 /**
- * Checks a `replyTo` topic: it must lie in `<prefix>/replies/…` (never a reading, event, status or
- * command topic, nor a topic outside the gateway's namespace that other applications own) and the
- * sender must be allowed to read it. Throws OUTPOST_E_BROKER_REPLY_TO.
+ * Checks a `replyTo` topic: it must lie in the sender's own reply namespace `<prefix>/replies/<username>/…`
+ * (never a reading, event, status or command topic, nor a topic another application owns or waits on
+ * for its own replies) and the sender must be allowed to read it. Throws OUTPOST_E_BROKER_REPLY_TO.
  */
 export function checkReplyTo(replyTo: string, prefix: string, acl: ClientAcl): void {
-  const ns = replyNamespace(prefix);
+  const ns = replyNamespace(prefix, acl.username);
   if (!replyTo.startsWith(ns) || replyTo.slice(ns.length).split('/').some((l) => l === '')) {
-    throw new OutpostError('OUTPOST_E_BROKER_REPLY_TO', `"replyTo" must be a topic under ${ns} (e.g. ${ns}<username>/<anything>)`, { details: { replyTo } });
+    throw new OutpostError('OUTPOST_E_BROKER_REPLY_TO', `"replyTo" must be a topic under ${ns}`, { details: { replyTo } });
   }
   if (!acl.mayRead(replyTo)) {
     throw new OutpostError('OUTPOST_E_BROKER_REPLY_TO', '"replyTo" is a topic this client may not subscribe to', { details: { replyTo } });

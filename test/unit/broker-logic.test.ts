@@ -59,7 +59,7 @@ describe('topic filters', () => {
 describe('passwords', () => {
   it('hashes with scrypt and verifies only the right password', async () => {
     const hash = await hashPassword('s3cret');
-    expect(hash).toMatch(/^scrypt\$16384\$8\$1\$/);
+    expect(hash).toMatch(/^scrypt\$32768\$8\$1\$/);
     const parsed = parsePasswordHash(hash);
     expect(await verifyPassword(Buffer.from('s3cret'), parsed)).toBe(true);
     expect(await verifyPassword(Buffer.from('s3cret '), parsed)).toBe(false);
@@ -103,13 +103,16 @@ describe('write commands', () => {
     expect(() => parseWriteCommand(Buffer.alloc(2000, 0x20), 1000)).toThrow(/larger than 1000 bytes/);
   });
 
-  it('takes a replyTo only inside <prefix>/replies/ and readable by the sender', () => {
-    const acl = new ClientAcl('hmi', [], ['op/replies/{username}/#', 'op/readings/#'], 'op');
+  it('takes a replyTo only inside the sender\'s <prefix>/replies/<username>/ and readable by the sender', () => {
+    const acl = new ClientAcl('hmi', [], ['op/#'], 'op');
     expect(() => checkReplyTo('op/replies/hmi/1', 'op', acl)).not.toThrow();
-    for (const t of ['op/readings/plc1/p', 'op/commands/write/p', 'op/status', 'app/replies', 'op/replies/', 'op/replies//x']) {
+    for (const t of ['op/readings/plc1/p', 'op/commands/write/p', 'op/status', 'app/replies', 'op/replies/', 'op/replies/hmi/', 'op/replies/hmi//x', 'op/replies/other/1']) {
       expect(() => checkReplyTo(t, 'op', acl), t).toThrow(expect.objectContaining({ code: 'OUTPOST_E_BROKER_REPLY_TO' }));
     }
-    expect(() => checkReplyTo('op/replies/other/1', 'op', acl)).toThrow(/may not subscribe/);
+    const narrow = new ClientAcl('hmi', [], ['op/readings/#'], 'op');
+    expect(() => checkReplyTo('op/replies/hmi/1', 'op', narrow)).toThrow(/may not subscribe/);
+    const anon = new ClientAcl(null, [], ['op/replies/_anonymous/#'], 'op');
+    expect(() => checkReplyTo('op/replies/_anonymous/1', 'op', anon)).not.toThrow();
   });
 });
 
@@ -123,6 +126,7 @@ describe('broker access', () => {
     expect(hmi).toMatchObject({ username: 'hmi', via: 'password' });
     expect('acl' in hmi && hmi.acl.mayPublish('outpost/commands/write/x')).toBe(true);
     expect('acl' in hmi && hmi.acl.maySubscribe('outpost/replies/hmi/#')).toBe(true);
+    expect(await access.authenticate({ username: 'hmi', password: Buffer.from('pw') })).toMatchObject({ username: 'hmi' });
     expect(await access.authenticate({ username: 'hmi', password: Buffer.from('nope') })).toMatchObject({ refused: 4 });
     expect(await access.authenticate({ username: 'ghost', password: Buffer.from('pw') })).toMatchObject({ refused: 4 });
     expect(await access.authenticate({ username: 'hmi' })).toMatchObject({ refused: 4 });
@@ -154,9 +158,10 @@ describe('broker access', () => {
 
   it('refuses logins beyond the verification queue with code 3 instead of queueing scrypt work without bound', async () => {
     const access = new BrokerAccess(config({ users: [{ username: 'u', passwordHash: await hashPassword('pw') }] }), [], 1);
-    const results = await Promise.all(Array.from({ length: 6 }, () => access.authenticate({ username: 'u', password: Buffer.from('pw') })));
-    expect(results.filter((r) => 'refused' in r && r.refused === 3).length).toBe(3);
-    expect(results.filter((r) => 'acl' in r).length).toBe(3);
+    const results = await Promise.all(Array.from({ length: 6 }, () => access.authenticate({ username: 'u', password: Buffer.from('bad') })));
+    // One verifying, one waiting, four refused at once.
+    expect(results.filter((r) => 'refused' in r && r.refused === 3).length).toBe(4);
+    expect(results.filter((r) => 'refused' in r && r.refused === 4).length).toBe(2);
   });
 
   it('rejects configurations with bad filters, duplicate users and certificate-only users without TLS', () => {
