@@ -16,14 +16,14 @@ export function brokerCli(deps: BrokerCliDeps) {
     broker
       .command('passwd')
       .description('hash a password for broker.users[].passwordHash (reads it from the terminal, or from stdin when piped)')
-      .option('--user <name>', 'print a ready broker.users entry for this username')
+      .option('--user <name>', 'print a broker.users entry for this username (paste it under broker.users)')
       .action(async (opts: { user?: string }) => {
         if (opts.user !== undefined && !new RegExp(USERNAME_PATTERN).test(opts.user)) {
           throw new OutpostError('OUTPOST_E_CLI_USAGE', '--user: letters, digits and _ . @ - (at most 64, starting with a letter or digit)', { details: { user: opts.user } });
         }
         const hash = await hashPassword(await deps.readPassword());
         if (opts.user === undefined) io.out(hash);
-        else io.out(`  - username: ${opts.user}\n    passwordHash: '${hash}'\n    publish: ['{prefix}/commands/write/+']`);
+        else io.out(`- username: ${opts.user}\n  passwordHash: '${hash}'\n  publish: ['{prefix}/commands/write/+']`);
         setExit(0);
       });
   };

@@ -83,6 +83,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
       endpoints.api ? `  points   http://${endpoints.api.host}:${endpoints.api.port}/api/points   (or: outpost points)` : null,
       endpoints.api ? `  health   http://${endpoints.api.host}:${endpoints.api.port}/healthz  metrics: /metrics` : null,
       endpoints.broker ? `  broker   mqtt://${endpoints.broker.host}:${endpoints.broker.port}  topics: ${config.broker.topicPrefix}/#` : null,
+      endpoints.broker?.tls ? `           mqtts://${endpoints.broker.tls.host}:${endpoints.broker.tls.port}` : null,
     ].filter((x): x is string => x !== null);
     if (opts.pretty ?? config.log.pretty) io.err(`\nOutpost ${wiring.version} is running (gateway ${config.gateway.id}). Look here:\n${where.join('\n')}\n  stop     Ctrl-C\n`);
   }
