@@ -7,6 +7,7 @@ import type { Clock } from '../../hal/clock.js';
 import type { CommandRegistry } from '../commands/command.js';
 import { OutpostError, describeCause, isOutpostError } from '../errors/outpost-error.js';
 import { GcPacer, type GcFunction } from '../health/gc-pacer.js';
+import { LogLimiter } from '../log/log-limiter.js';
 import { BrokerAccess, type Identity } from './access.js';
 import { PacketGuard } from './packet-guard.js';
 import { RetainedBudget } from './retained-budget.js';
@@ -57,7 +58,7 @@ export class LocalBroker {
   private readonly filters = new WeakMap<Client, Set<string>>();
   private connections = 0;
   private pending = 0;
-  private readonly deniedLog = { at: -Infinity, since: 0 };
+  private readonly quiet: LogLimiter;
   private readonly stats = {
     published_total: 0,
     commands_total: 0,
@@ -80,6 +81,7 @@ export class LocalBroker {
     this.access = new BrokerAccess(config, routeTopics, config.limits.maxConnections);
     this.retained = new RetainedBudget(config.limits.maxRetainedMessages, config.limits.maxRetainedBytes);
     this.pacer = new GcPacer(deps.gc ?? null, deps.clock);
+    this.quiet = new LogLimiter(deps.clock);
   }
 
   get prefix(): string {
@@ -214,7 +216,8 @@ export class LocalBroker {
       violation: (kind, details) => {
         if (kind === 'packet-too-large') this.stats.oversize_packets_total++;
         else this.stats.malformed_packets_total++;
-        this.deps.logger.warn({ kind, ...details, remote: socket.remoteAddress }, 'broker client disconnected: packet refused');
+        const refused = this.quiet.hit('packet');
+        if (refused !== null) this.deps.logger.warn({ kind, ...details, remote: socket.remoteAddress, refused }, 'broker client disconnected: packet refused');
       },
       bytes: (n) => this.pacer.account(n),
       throttled: () => this.stats.throttled_total++,
@@ -228,7 +231,8 @@ export class LocalBroker {
     const r = await this.access.authenticate({ username, password, certificateCn });
     if ('refused' in r) {
       this.stats.auth_failures_total++;
-      this.deps.logger.warn({ client: client.id?.slice(0, 64), username: username?.slice(0, 64), reason: r.reason }, 'broker login refused');
+      const refused = this.quiet.hit('login');
+      if (refused !== null) this.deps.logger.warn({ client: client.id?.slice(0, 64), username: username?.slice(0, 64), reason: r.reason, refused }, 'broker login refused');
       const err = Object.assign(new Error(r.reason), { returnCode: r.refused }) as AuthenticateError;
       return cb(err, false);
     }
@@ -281,17 +285,14 @@ export class LocalBroker {
       return sub;
     }
     this.stats.denied_subscribes_total++;
-    this.deps.logger.info({ client: client.id.slice(0, 64), username: who?.username ?? null, filter: sub.topic.slice(0, 256), full }, 'broker subscription refused');
+    const refused = this.quiet.hit('subscribe');
+    if (refused !== null) this.deps.logger.info({ client: client.id.slice(0, 64), username: who?.username ?? null, filter: sub.topic.slice(0, 256), full, refused }, 'broker subscription refused');
     return null;
   }
 
   private logDenied(client: Client, who: Identity, topic: string, reason: string): void {
-    this.deniedLog.since++;
-    const now = this.deps.clock.monotonic();
-    if (now - this.deniedLog.at < 10_000) return;
-    this.deps.logger.warn({ client: client.id.slice(0, 64), username: who.username, topic: topic.slice(0, 256), reason, refused: this.deniedLog.since }, 'broker publish refused');
-    this.deniedLog.at = now;
-    this.deniedLog.since = 0;
+    const refused = this.quiet.hit('publish');
+    if (refused !== null) this.deps.logger.warn({ client: client.id.slice(0, 64), username: who.username, topic: topic.slice(0, 256), reason, refused }, 'broker publish refused');
   }
 
   private onPublished(client: Client, packet: PublishPacket): void {
@@ -328,7 +329,8 @@ export class LocalBroker {
     } catch (e) {
       this.stats.command_errors_total++;
       const err = isOutpostError(e) ? { code: e.code, message: e.message } : { code: 'OUTPOST_E_HAL_NOT_CONNECTED', message: 'write failed' };
-      this.deps.logger.warn({ point: point.slice(0, 128), username: who.username, err: describeCause(e) }, 'broker write command failed');
+      const failed = this.quiet.hit('command');
+      if (failed !== null) this.deps.logger.warn({ point: point.slice(0, 128), username: who.username, err: describeCause(e), failed }, 'broker write command failed');
       reply = { point, ok: false, error: err };
     } finally {
       if (counted) this.pending--;

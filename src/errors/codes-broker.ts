@@ -7,7 +7,7 @@ export const BROKER_CODES = {
   },
   OUTPOST_E_BROKER_REPLY_TO: {
     area: 'broker',
-    summary: 'A write command named a `replyTo` outside `<prefix>/replies/…` or one the sender may not read; the command was not executed and the error went to `<prefix>/commands/result/<point>`.',
+    summary: 'A write command named a `replyTo` outside the sender\'s own `<prefix>/replies/<username>/…` or one it may not read; the command was not executed and the error went to `<prefix>/commands/result/<point>`.',
     input: true,
   },
   OUTPOST_E_BROKER_BUSY: {

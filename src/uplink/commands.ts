@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { systemClock, type Clock } from '../../hal/clock.js';
 import type { CommandRegistry } from '../commands/command.js';
 import { OutpostError, describeCause, isOutpostError } from '../errors/outpost-error.js';
+import { LogLimiter } from '../log/log-limiter.js';
 import { RateLimiter } from './rate-limiter.js';
 
 const Ajv = AjvModule.default;
@@ -63,16 +64,17 @@ export class CommandDispatcher {
   readonly limits: CommandLimits;
   private readonly rate: RateLimiter;
   private readonly seen = new Set<string>();
-  private readonly refusals = { at: -Infinity, since: 0 };
+  private readonly quiet: LogLimiter;
 
   constructor(
     private readonly registry: CommandRegistry,
     private readonly logger: Logger,
     limits: number | Partial<CommandLimits> = {},
-    private readonly clock: Clock = systemClock,
+    clock: Clock = systemClock,
   ) {
     this.limits = { ...DEFAULT_COMMAND_LIMITS, ...(typeof limits === 'number' ? { maxConcurrent: limits } : limits) };
     this.rate = new RateLimiter(this.limits.ratePerSec, clock, this.limits.ratePerSec * 2);
+    this.quiet = new LogLimiter(clock);
   }
 
   /** Parses a JSON envelope; throws OutpostError (OUTPOST_E_UPLINK_COMMAND) naming the problem. */
@@ -183,12 +185,8 @@ export class CommandDispatcher {
   }
 
   private refused(e: unknown, fields: Record<string, unknown>): void {
-    this.refusals.since++;
-    const now = this.clock.monotonic();
-    if (now - this.refusals.at < 10_000) return;
-    this.logger.warn({ ...fields, err: describeCause(e), refused: this.refusals.since }, 'command refused');
-    this.refusals.at = now;
-    this.refusals.since = 0;
+    const refused = this.quiet.hit('refused');
+    if (refused !== null) this.logger.warn({ ...fields, err: describeCause(e), refused }, 'command refused');
   }
 }
 

@@ -1,6 +1,8 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { systemClock } from '../../hal/clock.js';
+import { systemClock, type Clock } from '../../hal/clock.js';
+import { GcPacer } from '../../src/health/gc-pacer.js';
+import { LogLimiter } from '../../src/log/log-limiter.js';
 import { BrokerAccess } from '../../src/broker/access.js';
 import { ClientAcl, filterCovers, filterProblem, templateFilter, topicMatches } from '../../src/broker/acl.js';
 import { PacketGuard, type GuardViolation } from '../../src/broker/packet-guard.js';
@@ -244,5 +246,81 @@ describe('packet guard (a real loopback socket pair)', () => {
     await waitFor(() => p.received().length === frames.length, 10_000);
     expect(p.received().equals(frames)).toBe(true);
     p.client.destroy();
+  });
+});
+
+/** A clock whose time and timers move only when the test says so. */
+function manualClock(): Clock & { advance(ms: number): void } {
+  let t = 0;
+  let next = 1;
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  const clock = {
+    now: () => t,
+    monotonic: () => t,
+    sleep: async () => undefined,
+    setTimeout: (fn: () => void, ms: number) => {
+      timers.set(next, { at: t + ms, fn });
+      return next++;
+    },
+    clearTimeout: (h: unknown) => void timers.delete(h as number),
+    setInterval: () => 0,
+    clearInterval: () => undefined,
+    advance(ms: number) {
+      const until = t + ms;
+      for (;;) {
+        const due = [...timers.entries()].filter(([, x]) => x.at <= until).sort((a, b) => a[1].at - b[1].at)[0];
+        if (!due) break;
+        timers.delete(due[0]);
+        t = due[1].at;
+        due[1].fn();
+      }
+      t = until;
+    },
+  };
+  return clock;
+}
+
+describe('gc pacer', () => {
+  it('runs a minor collection per minorEveryBytes and one major collection once the traffic has been quiet for settleMs', () => {
+    const clock = manualClock();
+    const calls: string[] = [];
+    const pacer = new GcPacer((o) => calls.push(o?.type ?? 'full'), clock, { minorEveryBytes: 1000, settleMs: 2000 });
+    pacer.account(600);
+    clock.advance(0);
+    expect(calls).toEqual([]);
+    pacer.account(600);
+    pacer.account(600);
+    clock.advance(0);
+    expect(calls).toEqual(['minor']);
+    for (let i = 0; i < 5; i++) {
+      clock.advance(1000);
+      pacer.account(10);
+    }
+    expect(calls).toEqual(['minor']);
+    clock.advance(2000);
+    expect(calls).toEqual(['minor', 'major']);
+    clock.advance(10_000);
+    expect(calls).toEqual(['minor', 'major']);
+    pacer.stop();
+  });
+
+  it('does nothing without a gc function', () => {
+    const clock = manualClock();
+    const pacer = new GcPacer(null, clock, { minorEveryBytes: 1, settleMs: 1 });
+    pacer.account(1e9);
+    clock.advance(10);
+  });
+});
+
+describe('log limiter', () => {
+  it('lets one line per key through every period, with the count held back', () => {
+    const clock = manualClock();
+    const l = new LogLimiter(clock, 10_000);
+    expect(l.hit('a')).toBe(1);
+    expect(l.hit('a')).toBeNull();
+    expect(l.hit('b')).toBe(1);
+    expect(l.hit('a')).toBeNull();
+    clock.advance(10_000);
+    expect(l.hit('a')).toBe(3);
   });
 });
