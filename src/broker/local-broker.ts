@@ -78,7 +78,8 @@ export class LocalBroker {
     routeTopics: readonly string[],
     private readonly deps: LocalBrokerDeps,
   ) {
-    this.access = new BrokerAccess(config, routeTopics, config.limits.maxConnections);
+    // At most 8 logins wait for their scrypt: beyond, CONNACK 3 at once rather than a wait of many seconds.
+    this.access = new BrokerAccess(config, routeTopics, Math.min(8, config.limits.maxConnections));
     this.retained = new RetainedBudget(config.limits.maxRetainedMessages, config.limits.maxRetainedBytes);
     this.pacer = new GcPacer(deps.gc ?? null, deps.clock);
     this.quiet = new LogLimiter(deps.clock);
