@@ -14,6 +14,9 @@ import { otaCommands } from '../ota/fleet.js';
 import { otaWiring } from './ota-wiring.js';
 import { opcuaCli } from './opcua-cli.js';
 import { registerImageCli } from '../image/cli/image-cli.js';
+import { brokerCli } from '../src/broker/cli.js';
+import { readPassword } from './read-password.js';
+import { exposeGc } from './expose-gc.js';
 
 /** Entry point of the `outpost` command: the only place that wires real implementations. */
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -34,8 +37,10 @@ const code = await runCli(process.argv.slice(2), {
   upstreamFactory: async (config, deps) => (await import('../src/uplink/factory.js')).createUplinkFactory({ version: pkg.version })(config, deps),
   // Readings are time-uncertain until systemd-timesyncd says the clock is synchronised.
   clockSync: (logger) => new ClockSync({ clock: systemClock, logger: logger.child({ component: 'clock-sync' }), marker: process.env['OUTPOST_CLOCK_SYNC_MARKER'] ?? TIMESYNCD_MARKER }),
+  // `outpost run`: V8's gc(), paced by the local broker so a flood's dead buffers do not keep RSS up.
+  gc: exposeGc,
   // One line per area: `outpost <area> …` command groups.
-  cliExtensions: [provisioningCli(provisioningWiring()), otaCli(otaWiring()), uplinkCli, opcuaCli, registerImageCli],
+  cliExtensions: [provisioningCli(provisioningWiring()), otaCli(otaWiring()), uplinkCli, opcuaCli, registerImageCli, brokerCli({ readPassword: () => readPassword() })],
   // One line per area: command handlers (e.g. ota.install) registered on the runtime.
   commandRegistrations: [otaCommands({ clock: systemClock, ...otaWiring() })],
 }, io);

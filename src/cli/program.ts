@@ -5,6 +5,7 @@ import { configJsonSchema, loadConfig, type LoadedConfig } from '../config/load.
 import { loadConfigIsolated } from '../config/load-isolated.js';
 import { prepareDataDir } from '../config/data-dir.js';
 import { OutpostError, formatCauseChain, isOutpostError } from '../errors/outpost-error.js';
+import type { GcFunction } from '../health/gc-pacer.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { createLogger } from '../log/logger.js';
 import { Runtime, type DriverFactory, type UpstreamFactory } from '../runtime/runtime.js';
@@ -20,6 +21,8 @@ export interface Wiring {
   readonly upstreamFactory?: UpstreamFactory;
   /** Clock-synchronisation source: readings are marked time-uncertain while it says so. */
   readonly clockSync?: (logger: Logger) => { start(): Promise<void>; timeUncertain(): boolean; stop(): void };
+  /** V8's gc() for `outpost run` (the broker paces collections under floods); null when unavailable. */
+  readonly gc?: () => GcFunction | null;
   /** Register the command handlers of other areas (OTA…) on a runtime before it starts; one entry per area. */
   readonly commandRegistrations?: ReadonlyArray<(runtime: Runtime, logger: Logger, loaded: LoadedConfig) => void>;
   /** Extra command groups (OTA, identity, factory…) added by services/; one entry per area. `setExit` sets the exit code of an action. */
@@ -64,6 +67,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
     version: wiring.version,
     ...(wiring.upstreamFactory ? { upstreamFactory: wiring.upstreamFactory } : {}),
     ...(clockSync ? { timeUncertain: () => clockSync.timeUncertain() } : {}),
+    gc: wiring.gc?.() ?? null,
   });
   for (const register of wiring.commandRegistrations ?? []) register(runtime, logger, { config, files });
   const notifier = createNotifier(io.env);
@@ -89,6 +93,7 @@ async function runGateway(configFile: string, opts: { pretty?: boolean; logLevel
       endpoints.api ? `  points   http://${endpoints.api.host}:${endpoints.api.port}/api/points   (or: outpost points)` : null,
       endpoints.api ? `  health   http://${endpoints.api.host}:${endpoints.api.port}/healthz  metrics: /metrics` : null,
       endpoints.broker ? `  broker   mqtt://${endpoints.broker.host}:${endpoints.broker.port}  topics: ${config.broker.topicPrefix}/#` : null,
+      endpoints.broker?.tls ? `           mqtts://${endpoints.broker.tls.host}:${endpoints.broker.tls.port}` : null,
     ].filter((x): x is string => x !== null);
     if (opts.pretty ?? config.log.pretty) io.err(`\nOutpost ${wiring.version} is running (gateway ${config.gateway.id}). Look here:\n${where.join('\n')}\n  stop     Ctrl-C\n`);
   }

@@ -6,6 +6,7 @@ import { ID_PATTERN, Id, PointReporting, TaggedUnion } from '../../hal/schema-co
 import { SerialDevice } from '../../hal/serial/schema.js';
 import { OtaConfig } from '../../ota/schema.js';
 import { ApiConfig } from '../api/schema.js';
+import { BrokerConfig } from '../broker/schema.js';
 import { MqttUpstream } from '../uplink/schema.js';
 
 /** The one configuration schema of Outpost. docs/config.md is generated from it (`npm run docs`). */
@@ -130,18 +131,7 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false, default: {}, description: 'Logging: JSON lines on stdout (journald), or pretty for humans.' },
     ),
     api: ApiConfig,
-    broker: Type.Object(
-      {
-        enabled: Type.Boolean({ default: true }),
-        host: Type.String({ default: '127.0.0.1', description: 'Bind address: an IP address or host name; keep loopback unless a firewall protects the port.' }),
-        port: Type.Integer({ minimum: 0, maximum: 65535, default: 1883, description: '0 picks a free port.' }),
-        topicPrefix: Type.String({ pattern: '^[^+#]+$', default: 'outpost', description: 'First level of every topic (see docs/broker.md).' }),
-        publishReadings: Type.Boolean({ default: true, description: 'Publish every reading on `<prefix>/readings/<device>/<point>`.' }),
-        retainReadings: Type.Boolean({ default: true, description: 'Retain the last reading of each point, so a new subscriber gets it at once.' }),
-        allowWrites: Type.Boolean({ default: true, description: 'Accept write commands on `<prefix>/commands/write/<point>` (writable points only).' }),
-      },
-      { additionalProperties: false, default: {}, description: 'Embedded MQTT broker for local applications (docs/broker.md).' },
-    ),
+    broker: BrokerConfig,
     health: Type.Object(
       {
         sampleIntervalMs: Type.Integer({ minimum: 1000, maximum: 3_600_000, default: 10_000, description: 'How often system metrics are sampled.' }),

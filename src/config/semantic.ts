@@ -3,6 +3,7 @@ import { typeFitsTable } from '../../hal/modbus/driver.js';
 import { isLoopbackHost } from '../api/request-policy.js';
 import { isOutpostError } from '../errors/outpost-error.js';
 import { compileRoute } from '../routes/index.js';
+import { checkBrokerSemantics } from '../broker/schema.js';
 import { checkUplinkSemantics } from '../uplink/schema.js';
 import { isHostOrIp } from './hosts.js';
 import type { ConfigProblem } from './error-format.js';
@@ -255,6 +256,7 @@ export function checkSemantics(config: OutpostConfig, invalid: ReadonlySet<strin
 
   if (ok('upstream') && !invalid.has('routes')) checkUplinkSemantics(config.upstream, new Set(routes.map((r) => String(r['id']))), add);
   checkSystemSemantics(config, ok, add);
+  if (ok('broker')) checkBrokerSemantics(config.broker, ok('api') && config.api.enabled ? config.api.port : null, add);
   if (ok('api') && config.api.enabled && !config.api.requireToken && !isLoopbackHost(config.api.host)) {
     add('api.requireToken', `must be true when api.host (${config.api.host}) is not a loopback address: anyone on the network could write outputs`);
   }

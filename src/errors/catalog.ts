@@ -9,6 +9,7 @@ import { TPM_CODES } from './codes-tpm.js';
 import { OTA_CODES } from './codes-ota.js';
 import { UPLINK_CODES } from './codes-uplink.js';
 import { DRIVER_CODES } from './codes-drivers.js';
+import { BROKER_CODES } from './codes-broker.js';
 
 /** Shape of one catalog entry: what the code means, and whether it reports bad input (CLI exit code 2). */
 export interface ErrorSpec {
@@ -33,6 +34,7 @@ export const ERROR_CATALOG = {
   ...OTA_CODES,
   ...UPLINK_CODES,
   ...DRIVER_CODES,
+  ...BROKER_CODES,
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;

@@ -13,7 +13,17 @@ export const UPLINK_CODES = {
   OUTPOST_E_UPLINK_CONFIG: { area: 'uplink', summary: 'The uplink configuration cannot be used (an unreadable certificate, key, CA or password file, a bad URL).', input: true },
   OUTPOST_E_UPLINK_COMMAND: {
     area: 'uplink',
-    summary: 'A command received from the cloud was malformed (not JSON, missing `name` or correlation, wrong types); it was answered with an error reply.',
+    summary: 'A command received from the cloud was malformed (not JSON, larger than `commandLimits.maxBytes`, nested too deep, missing `name` or correlation, wrong types); it was answered with an error reply.',
+    input: true,
+  },
+  OUTPOST_E_UPLINK_COMMAND_BUSY: {
+    area: 'uplink',
+    summary: 'A cloud command arrived while `commandLimits.maxConcurrent` commands were running or faster than `commandLimits.ratePerSec`; it was not run (retry later).',
+    input: false,
+  },
+  OUTPOST_E_UPLINK_COMMAND_DUPLICATE: {
+    area: 'uplink',
+    summary: 'A cloud command reused the id of a command already accepted (a redelivery or a replay); it was not run again.',
     input: true,
   },
 } as const;

@@ -7,16 +7,18 @@ import type { DeviceDriver, PointValue } from '../../hal/types.js';
 import { ApiServer } from '../api/api-server.js';
 import { ensureApiToken } from '../api/api-token.js';
 import { CommandRegistry } from '../commands/command.js';
-import { LocalBroker } from '../broker/local-broker.js';
+import { LocalBroker, type BrokerEndpoint } from '../broker/local-broker.js';
 import type { DeviceConfig, OutpostConfig, UpstreamConfig } from '../config/schema.js';
 import { indexPoints, type PointInfo } from '../config/semantic.js';
 import { OutpostError, describeCause, isOutpostError } from '../errors/outpost-error.js';
 import { HealthMonitor, type HealthCheck } from '../health/health-monitor.js';
+import type { GcFunction } from '../health/gc-pacer.js';
 import type { SystemProbe } from '../health/system-probe.js';
 import { SYSTEM_ROUTE, type Message } from '../model/reading.js';
 import { Pipeline, type PointSnapshot } from '../pipeline/pipeline.js';
 import { unapplyScale } from '../pipeline/processors.js';
 import { Router } from '../router/router.js';
+import { compileRoute } from '../routes/index.js';
 import { FileUpstream } from '../upstream/file-upstream.js';
 import type { Upstream } from '../upstream/upstream.js';
 import { collectMetrics } from './metrics-collector.js';
@@ -55,11 +57,13 @@ export interface RuntimeDeps {
   readonly bootId?: string;
   readonly upstreamFactory?: UpstreamFactory;
   readonly timeUncertain?: () => boolean;
+  /** V8's gc() (services/expose-gc.ts), paced by the local broker under floods; absent in tests that do not need it. */
+  readonly gc?: GcFunction | null;
 }
 
 export interface RuntimeEndpoints {
   readonly api: { host: string; port: number } | null;
-  readonly broker: { host: string; port: number } | null;
+  readonly broker: BrokerEndpoint | null;
 }
 
 /**
@@ -144,9 +148,16 @@ export class Runtime {
       await this.upstream.start();
       let brokerAt: RuntimeEndpoints['broker'] = null;
       if (config.broker.enabled) {
-        this.broker = new LocalBroker(config.broker, {
+        // Topics of `$broker(…)` routes belong to the gateway like `<prefix>/…`: clients cannot publish there.
+        const routeTopics = config.routes.flatMap((r) => {
+          const sink = compileRoute(r.route).sink;
+          return sink.type === 'broker' ? [sink.topic] : [];
+        });
+        this.broker = new LocalBroker(config.broker, routeTopics, {
           logger: deps.logger.child({ component: 'broker' }),
-          writer: this,
+          clock: deps.clock,
+          commands: this.commands,
+          gc: deps.gc ?? null,
           statusPayload: () => ({ gateway: config.gateway.id, bootId: this.bootId, version: deps.version }),
         });
         brokerAt = await this.broker.start();

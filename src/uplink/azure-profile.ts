@@ -1,6 +1,7 @@
 import { gzipSync } from 'node:zlib';
 import type { IPublishPacket } from 'mqtt';
 import type { Taken } from '../store/durable-store.js';
+import { isOutpostError } from '../errors/outpost-error.js';
 import type { CommandReply } from './commands.js';
 import { batchJson, type OutMessage, type PayloadProfile, type ProfileSession } from './profile.js';
 
@@ -62,31 +63,27 @@ export class AzureProfile implements PayloadProfile {
   async onMessage(topic: string, payload: Buffer, _packet: IPublishPacket, session: ProfileSession): Promise<void> {
     const m = METHOD.exec(topic);
     if (!m || !session.commands) return;
-    const name = decodeURIComponent(m[1] as string);
+    let name = m[1] as string;
+    try {
+      name = decodeURIComponent(name);
+    } catch {
+      // Left encoded: the envelope check refuses the name and the reply says so.
+    }
     const rid = m[2] as string;
-    let params: unknown = null;
     const send = (reply: CommandReply) => {
       if (reply.status === 'accepted' || reply.status === 'progress') {
         void session.publish({ topic: this.topic({ type: 'command-progress', rid }), payload: Buffer.from(JSON.stringify(reply)) }).catch(() => undefined);
         return;
       }
-      const status = reply.status === 'ok' ? 200 : reply.error?.code === 'OUTPOST_E_COMMAND_UNKNOWN' ? 404 : reply.error?.code.endsWith('_PARAMS') || reply.error?.code === 'OUTPOST_E_UPLINK_COMMAND' ? 400 : 500;
+      const status = reply.status === 'ok' ? 200 : methodStatus(reply.error?.code ?? '');
       const body = reply.status === 'ok' ? (reply.result ?? null) : { error: reply.error };
       void session.publish({ topic: `$iothub/methods/res/${status}/?$rid=${rid}`, payload: Buffer.from(JSON.stringify(body)) }).catch(() => undefined);
     };
-    if (payload.length > 0) {
-      try {
-        params = JSON.parse(payload.toString('utf8'));
-      } catch {
-        send({ id: rid, name, status: 'error', error: { code: 'OUTPOST_E_UPLINK_COMMAND', message: 'method payload is not valid JSON' } });
-        return;
-      }
-    }
     let req;
     try {
-      req = session.commands.parse(JSON.stringify({ id: rid, name, ...(params === null ? {} : { params }) }));
+      req = session.commands.parseMethod(rid, name, payload);
     } catch (e) {
-      send({ id: rid, name, status: 'error', error: { code: 'OUTPOST_E_UPLINK_COMMAND', message: (e as { message: string }).message } });
+      send({ id: rid, name, status: 'error', error: isOutpostError(e) ? { code: e.code, message: e.message } : { code: 'OUTPOST_E_UPLINK_COMMAND', message: 'method not readable' } });
       return;
     }
     await session.commands.run(req, send);
@@ -104,4 +101,13 @@ export class AzureProfile implements PayloadProfile {
   private status(state: 'online' | 'offline'): Buffer {
     return Buffer.from(JSON.stringify({ state, gateway: this.o.gatewayId, bootId: this.o.bootId, version: this.o.version, time: this.o.now() }));
   }
+}
+
+/** HTTP-like status of a direct method reply for an error code. */
+function methodStatus(code: string): number {
+  if (code === 'OUTPOST_E_COMMAND_UNKNOWN') return 404;
+  if (code === 'OUTPOST_E_UPLINK_COMMAND_BUSY') return 429;
+  if (code === 'OUTPOST_E_UPLINK_COMMAND_DUPLICATE') return 409;
+  if (code.endsWith('_PARAMS') || code === 'OUTPOST_E_UPLINK_COMMAND') return 400;
+  return 500;
 }

@@ -59,7 +59,7 @@ export function createUplinkFactory(options: UplinkFactoryOptions): UpstreamFact
       );
     }
     const credentials = options.credentials?.(c) ?? new FileCredentialSource(c, profile.defaultUsername);
-    const commands = c.commands ? new CommandDispatcher(deps.commands, deps.logger.child({ component: 'commands' })) : null;
+    const commands = c.commands ? new CommandDispatcher(deps.commands, deps.logger.child({ component: 'commands' }), c.commandLimits, deps.clock) : null;
     return new MqttUplink(c, { clock: deps.clock, logger: deps.logger, store, profile, credentials, commands });
   };
 }

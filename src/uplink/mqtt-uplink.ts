@@ -147,7 +147,8 @@ export class MqttUplink implements Upstream {
         ...(creds.cert ? { cert: creds.cert } : {}),
         ...(creds.key ? { key: creds.key } : {}),
         ...(config.tls.servername ? { servername: config.tls.servername } : {}),
-        ...(profile.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0 } } : {}),
+        // MQTT 5: the broker must not send us packets larger than a command may be (plus topic and properties).
+        ...(profile.protocolVersion === 5 ? { properties: { sessionExpiryInterval: 0, maximumPacketSize: config.commandLimits.maxBytes + 4096 } } : {}),
       };
     } catch (e) {
       this.stats.connect_errors_total++;

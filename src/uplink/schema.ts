@@ -117,6 +117,16 @@ export const MqttUpstream = Type.Object(
     drainRateBytesPerSec: Type.Integer({ minimum: 0, default: 0, description: 'Cap on payload bytes per second, so a backlog does not saturate a cellular link (0: no cap).' }),
     maxAttempts: Type.Integer({ minimum: 1, maximum: 100, default: 5, description: 'A record refused this many times goes to quarantine (at once for a permanent refusal such as Not authorized).' }),
     commands: Type.Boolean({ default: true, description: 'Accept commands from the cloud (see docs/uplink.md).' }),
+    commandLimits: Type.Object(
+      {
+        maxBytes: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, default: 64 * 1024, description: 'A larger command is refused unread (OUTPOST_E_UPLINK_COMMAND); with MQTT 5 the broker is also told not to send larger packets.' }),
+        maxDepth: Type.Integer({ minimum: 2, maximum: 256, default: 32, description: 'Deeper JSON nesting is refused.' }),
+        maxConcurrent: Type.Integer({ minimum: 1, maximum: 64, default: 4, description: 'Commands running at once; more are refused with OUTPOST_E_UPLINK_COMMAND_BUSY.' }),
+        ratePerSec: Type.Integer({ minimum: 0, maximum: 10_000, default: 10, description: 'Commands started per second (burst: twice that; 0: no cap); faster ones are refused with OUTPOST_E_UPLINK_COMMAND_BUSY.' }),
+        rememberIds: Type.Integer({ minimum: 16, maximum: 100_000, default: 1024, description: 'Accepted command ids remembered; a repeated id is refused with OUTPOST_E_UPLINK_COMMAND_DUPLICATE.' }),
+      },
+      { additionalProperties: false, default: {}, description: 'Bounds on cloud commands (docs/security-broker.md).' },
+    ),
     store: StoreConfig,
   },
   { additionalProperties: false, description: 'MQTT uplink with a durable store-and-forward log (docs/uplink.md).' },

@@ -5,6 +5,7 @@ import type { IPublishPacket } from 'mqtt';
 import type { Logger } from 'pino';
 import type { Message } from '../model/reading.js';
 import type { Taken } from '../store/durable-store.js';
+import { DEFAULT_COMMAND_LIMITS } from './commands.js';
 import type { OutMessage, PayloadProfile, ProfileSession } from './profile.js';
 
 type TypeStr = 'Double' | 'Boolean' | 'String' | 'UInt64' | 'Int32';
@@ -62,6 +63,8 @@ export class SparkplugProfile implements PayloadProfile {
   readonly protocolVersion = 5 as const;
   private bdSeq = 0;
   private seq = 0;
+  /** Makes the ids of DCMD writes unique (a command id is run once). */
+  private dcmdSeq = 0;
   private readonly codec: SpCodec;
   /** Last metric of every point, per device, across sessions (DBIRTH contents). */
   private readonly devices = new Map<string, Map<string, Metric>>();
@@ -155,6 +158,11 @@ export class SparkplugProfile implements PayloadProfile {
   }
 
   async onMessage(topic: string, payload: Buffer, _packet: IPublishPacket, session: ProfileSession): Promise<void> {
+    const maxBytes = session.commands?.limits.maxBytes ?? DEFAULT_COMMAND_LIMITS.maxBytes;
+    if (payload.length > maxBytes) {
+      this.o.logger.warn({ topic, bytes: payload.length, limit: maxBytes }, 'sparkplug command larger than commandLimits.maxBytes; ignored');
+      return;
+    }
     let decoded;
     try {
       decoded = this.codec.decodePayload(payload);
@@ -173,7 +181,7 @@ export class SparkplugProfile implements PayloadProfile {
     if (!session.commands) return;
     for (const m of metrics) {
       const value = typeof m.value === 'object' && m.value !== null && 'toNumber' in m.value ? (m.value as { toNumber(): number }).toNumber() : m.value;
-      const id = `dcmd-${this.o.now()}-${m.name ?? ''}`;
+      const id = `dcmd-${this.o.now()}-${++this.dcmdSeq}-${m.name ?? ''}`.slice(0, 128);
       await session.commands.run({ id, name: 'points.write', params: { point: m.name, value } }, (r) => {
         if (r.status === 'error') this.o.logger.warn({ topic, metric: m.name, error: r.error }, 'sparkplug DCMD write failed');
       });

@@ -19,6 +19,10 @@ import { startProcess, type TestProcess } from '../helpers/process.js';
  */
 export interface GatewayOptions {
   readonly extra?: Record<string, unknown>;
+  /** Merged into the demo's `broker:` section (users, anonymous, limits, tls…), keeping its host and port. */
+  readonly broker?: Record<string, unknown>;
+  /** Credentials of the harness's own reading subscriber (anonymous by default). */
+  readonly watcher?: { readonly username: string; readonly password: string };
   /** Sweep period of plc1.distance (ms): shorter trips the interlock sooner. */
   readonly distancePeriodMs?: number;
   readonly env?: NodeJS.ProcessEnv;
@@ -95,6 +99,7 @@ export class Gateway {
     const apiPort = await freePort();
     const brokerPort = await freePort();
     const base = demoConfig({ apiPort, brokerPort, dataDir: path.join(dir, 'data'), ...(o.distancePeriodMs !== undefined ? { distancePeriodMs: o.distancePeriodMs } : {}) });
+    if (o.broker) base['broker'] = { ...(base['broker'] as Record<string, unknown>), ...o.broker };
     const cfg = { ...base, ...(o.api ? { api: { ...(base['api'] as object), ...o.api } } : {}), ...(o.extra ?? {}) };
     const configFile = path.join(dir, 'config.json');
     writeFileSync(configFile, JSON.stringify(cfg, null, 1));
@@ -103,7 +108,7 @@ export class Gateway {
     try {
       await waitForPort(apiPort, '127.0.0.1', 60_000);
       await waitForPort(brokerPort, '127.0.0.1', 60_000);
-      await gw.subscribeReadings();
+      await gw.subscribeReadings(o.watcher);
     } catch (e) {
       await gw.stop();
       throw new Error(`gateway did not start: ${proc.output().slice(-2000)}`, { cause: e });
@@ -119,8 +124,8 @@ export class Gateway {
     return `mqtt://127.0.0.1:${this.brokerPort}`;
   }
 
-  private async subscribeReadings(): Promise<void> {
-    const c = await mqtt.connectAsync(this.brokerUrl, { clientId: `adv-watch-${process.pid}-${Date.now()}`, reconnectPeriod: 500 });
+  private async subscribeReadings(login?: { username: string; password: string }): Promise<void> {
+    const c = await mqtt.connectAsync(this.brokerUrl, { clientId: `adv-watch-${process.pid}-${Date.now()}`, reconnectPeriod: 500, ...(login ?? {}) });
     this.client = c;
     c.on('message', (topic, payload) => {
       if (topic.startsWith('outpost/events/')) {
@@ -202,12 +207,6 @@ export class Gateway {
     return readFileSync(path.join(this.dir, 'data', 'api-token'), 'utf8').trim();
   }
 
-  /** A value of /metrics (the first sample of that name), NaN when absent. */
-  async metric(name: string): Promise<number> {
-    const { text } = await this.request('GET', '/metrics');
-    return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  }
-
   /** Writes through the API as `outpost write` does (token, JSON); returns the status and body. */
   async write(point: string, value: unknown): Promise<{ status: number; body: { error?: { code: string; message: string; details?: Record<string, unknown> } } & Record<string, unknown> }> {
     const r = await this.request('POST', `/api/points/${encodeURIComponent(point)}/write`, {
@@ -215,6 +214,56 @@ export class Gateway {
       body: JSON.stringify({ value }),
     });
     return { status: r.status, body: r.json };
+  }
+
+  /** The gateway's Prometheus metrics (/metrics) as `name{labels}` → value. */
+  async metrics(): Promise<Map<string, number>> {
+    const { text } = await this.request('GET', '/metrics');
+    const out = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      const m = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+      if (m) out.set(m[1] as string, Number(m[2]));
+    }
+    return out;
+  }
+
+  /**
+   * One metric (labels as written in /metrics, e.g. `{device="io",kind="gpio"}`); without labels the
+   * unlabelled sample, else the first sample of that name; NaN when absent.
+   */
+  async metric(name: string, labels = ''): Promise<number> {
+    const all = await this.metrics();
+    const exact = all.get(`${name}${labels}`);
+    if (exact !== undefined || labels !== '') return exact ?? NaN;
+    for (const [k, v] of all) if (k.startsWith(`${name}{`)) return v;
+    return NaN;
+  }
+
+  /** Writes that reached any driver so far (the drivers' writes_total, summed). */
+  async driverWrites(): Promise<number> {
+    let n = 0;
+    for (const [k, v] of await this.metrics()) if (k.startsWith('outpost_driver_writes_total')) n += v;
+    return n;
+  }
+
+  /** The values of the demo's writable outputs, to check that nothing hostile was written. */
+  async outputs(): Promise<Record<string, unknown>> {
+    const points = ['io.machine-run', 'io.alarm-lamp', 'plc1.speed-setpoint'];
+    return Object.fromEntries(await Promise.all(points.map(async (p) => [p, await this.value(p)] as const)));
+  }
+
+  /**
+   * Waits (bounded) until RSS is at most `limitMiB` and returns the last sample: after a flood the
+   * gateway collects its garbage a few seconds after the traffic stops (src/health/gc-pacer.ts).
+   */
+  async rssWithin(limitMiB: number, timeoutMs = 30_000): Promise<number> {
+    const until = Date.now() + timeoutMs;
+    let rss = this.rssMiB();
+    while (rss > limitMiB && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 250));
+      rss = this.rssMiB();
+    }
+    return rss;
   }
 
   async stop(): Promise<void> {

@@ -5,6 +5,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../hal/clock.js';
 import { DriverRegistry } from '../../services/driver-registry.js';
+import { hashPassword } from '../../src/broker/passwords.js';
 import { ConfigValidator } from '../../src/config/load.js';
 import { ProcSystemProbe } from '../../src/health/proc-system-probe.js';
 import { Runtime, type RuntimeEndpoints } from '../../src/runtime/runtime.js';
@@ -15,12 +16,13 @@ import { waitFor } from '../helpers/net.js';
  * The whole runtime on the four simulated device kinds, with its real embedded broker, HTTP API,
  * system probe and file upstream; a real MQTT client plays the local application.
  */
-function config(dataDir: string) {
+function config(dataDir: string, passwordHash: string) {
   return new ConfigValidator().validate(
     {
       gateway: { id: 'it-gw', dataDir },
       api: { port: 0 },
-      broker: { port: 0 },
+      // The application logs in: anonymous clients may only read readings, events and status.
+      broker: { port: 0, users: [{ username: 'it-app', passwordHash, publish: ['{prefix}/commands/write/+'], subscribe: ['{prefix}/#', 'site/#'] }] },
       health: { sampleIntervalMs: 1000 },
       devices: [
         {
@@ -63,6 +65,7 @@ function config(dataDir: string) {
 }
 
 let dir: string;
+let passwordHash: string;
 let runtime: Runtime;
 let endpoints: RuntimeEndpoints;
 let client: MqttClient;
@@ -71,7 +74,8 @@ const logs = captureLogger('info');
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'outpost-rt-'));
-  runtime = new Runtime(config(dir), {
+  passwordHash = await hashPassword('it-secret');
+  runtime = new Runtime(config(dir, passwordHash), {
     clock: systemClock,
     logger: logs.logger,
     drivers: new DriverRegistry(),
@@ -79,7 +83,7 @@ beforeAll(async () => {
     version: '0.0.0-test',
   });
   endpoints = await runtime.start();
-  client = await mqtt.connectAsync(`mqtt://127.0.0.1:${endpoints.broker?.port}`, { protocolVersion: 4, reconnectPeriod: 0 });
+  client = await mqtt.connectAsync(`mqtt://127.0.0.1:${endpoints.broker?.port}`, { protocolVersion: 4, reconnectPeriod: 0, username: 'it-app', password: 'it-secret' });
   client.on('message', (topic, payload, packet) => {
     let body: unknown = null;
     try {
@@ -89,7 +93,7 @@ beforeAll(async () => {
     }
     received.push({ topic, body, retain: packet.retain });
   });
-  await client.subscribeAsync(['outpost/#', 'site/#', 'app/replies']);
+  await client.subscribeAsync(['outpost/#', 'site/#']);
 });
 
 afterAll(async () => {
@@ -150,8 +154,8 @@ describe('runtime on simulated devices', () => {
   });
 
   it('writes through a broker command in engineering units and replies', async () => {
-    await client.publishAsync('outpost/commands/write/plc1.setpoint', JSON.stringify({ value: 42.5, id: 'c1', replyTo: 'app/replies' }));
-    const reply = await waitFor(() => received.find((m) => m.topic === 'app/replies' && m.body.id === 'c1'), 5000);
+    await client.publishAsync('outpost/commands/write/plc1.setpoint', JSON.stringify({ value: 42.5, id: 'c1', replyTo: 'outpost/replies/it-app/r' }));
+    const reply = await waitFor(() => received.find((m) => m.topic === 'outpost/replies/it-app/r' && m.body.id === 'c1'), 5000);
     expect(reply.body).toMatchObject({ ok: true, point: 'plc1.setpoint' });
     const r = await waitFor(async () => {
       const p = (await (await api('/api/points/plc1.setpoint')).json()) as { value: number };
@@ -161,14 +165,14 @@ describe('runtime on simulated devices', () => {
   });
 
   it('answers a bad command with an error and never reaches a driver', async () => {
-    await client.publishAsync('outpost/commands/write/plc1.temp', JSON.stringify({ value: 1, id: 'c2', replyTo: 'app/replies' }));
+    await client.publishAsync('outpost/commands/write/plc1.temp', JSON.stringify({ value: 1, id: 'c2', replyTo: 'outpost/replies/it-app/r' }));
     await client.publishAsync('outpost/commands/write/io.run', 'not json');
-    await client.publishAsync('outpost/commands/write/nope', JSON.stringify({ value: 1, id: 'c3', replyTo: 'app/replies' }));
-    const ro = await waitFor(() => received.find((m) => m.topic === 'app/replies' && m.body.id === 'c2'), 5000);
+    await client.publishAsync('outpost/commands/write/nope', JSON.stringify({ value: 1, id: 'c3', replyTo: 'outpost/replies/it-app/r' }));
+    const ro = await waitFor(() => received.find((m) => m.topic === 'outpost/replies/it-app/r' && m.body.id === 'c2'), 5000);
     expect(ro.body).toMatchObject({ ok: false, error: { code: 'OUTPOST_E_RUNTIME_NOT_WRITABLE' } });
     const bad = await waitFor(() => received.find((m) => m.topic === 'outpost/commands/result/io.run' && m.body.ok === false), 5000);
     expect(bad.body.error.code).toBe('OUTPOST_E_BROKER_COMMAND');
-    const unknown = await waitFor(() => received.find((m) => m.topic === 'app/replies' && m.body.id === 'c3'), 5000);
+    const unknown = await waitFor(() => received.find((m) => m.topic === 'outpost/replies/it-app/r' && m.body.id === 'c3'), 5000);
     expect(unknown.body.error.code).toBe('OUTPOST_E_RUNTIME_UNKNOWN_POINT');
   });
 
@@ -244,7 +248,7 @@ describe('runtime on simulated devices', () => {
   });
 
   it('reports a system event upstream (route $system, priority 0) once accepted, and on the local broker', async () => {
-    const stopped = new Runtime(config(dir), { clock: systemClock, logger: logs.logger, drivers: new DriverRegistry(), systemProbe: new ProcSystemProbe(['/']), version: '0' });
+    const stopped = new Runtime(config(dir, passwordHash), { clock: systemClock, logger: logs.logger, drivers: new DriverRegistry(), systemProbe: new ProcSystemProbe(['/']), version: '0' });
     await expect(stopped.reportSystemEvent('ota.committed', {})).rejects.toMatchObject({ code: 'OUTPOST_E_UPSTREAM_CLOSED' });
     await runtime.reportSystemEvent('ota.rolled-back', { updateId: 'u1', version: '2.0.0' });
     // Resolved: the record is in the outbox already, no waiting.
