@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { hashPassword } from '../../src/broker/passwords.js';
 import mqtt, { type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestBroker } from '../helpers/mosquitto.js';
@@ -25,8 +26,8 @@ async function point(gw: Gateway, id: string): Promise<Point> {
 }
 
 /** A client of a broker that collects every message of `topics` (parsed JSON). */
-async function listen(url: string, topics: string[]): Promise<{ client: MqttClient; got: Array<{ topic: string; body: any }> }> {
-  const client = await mqtt.connectAsync(url, { clientId: `adv-il-${process.pid}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 500 });
+async function listen(url: string, topics: string[], login: { username: string; password: string } | null = null): Promise<{ client: MqttClient; got: Array<{ topic: string; body: any }> }> {
+  const client = await mqtt.connectAsync(url, { clientId: `adv-il-${process.pid}-${Math.random().toString(16).slice(2)}`, reconnectPeriod: 500, ...(login ?? {}) });
   const got: Array<{ topic: string; body: any }> = [];
   client.on('message', (topic, payload) => {
     try {
@@ -51,8 +52,10 @@ describe('a triggered rule holds its outputs against every write path', () => {
     cloud = await new TestBroker({ dir: path.join(dir, 'cloud') }).start();
     remote = await listen(cloud.url(), ['outpost/adv-gw/cmd/res', 'outpost/adv-gw/status']);
     // The distance sweeps over an hour: it starts at 150 mm, so the rule triggers at once and holds for minutes.
-    gw = await Gateway.start({ distancePeriodMs: 3_600_000, extra: { upstream: { type: 'mqtt', url: cloud.url() } } });
-    local = await listen(gw.brokerUrl, ['outpost/commands/result/#', 'adv/replies']);
+    // A local application allowed to send write commands (the broker's users and ACLs: docs/broker.md).
+    const hmi = { username: 'hmi', passwordHash: await hashPassword('hmi-password'), publish: ['{prefix}/commands/write/#'] };
+    gw = await Gateway.start({ distancePeriodMs: 3_600_000, broker: { users: [hmi] }, extra: { upstream: { type: 'mqtt', url: cloud.url() } } });
+    local = await listen(gw.brokerUrl, ['outpost/commands/result/#', 'outpost/replies/hmi/#'], { username: 'hmi', password: 'hmi-password' });
     await waitFor(() => remote.got.some((m) => m.topic === 'outpost/adv-gw/status' && m.body.state === 'online'), 30_000);
     await waitFor(async () => (await point(gw, 'io.machine-run')).value === false && (await point(gw, 'io.alarm-lamp')).value === true, 30_000, 100);
   }, 120_000);
@@ -86,9 +89,9 @@ describe('a triggered rule holds its outputs against every write path', () => {
   });
 
   it('local broker command topic: an error reply with the code and the rule', async () => {
-    await local.client.publishAsync('outpost/commands/write/io.machine-run', JSON.stringify({ value: true, id: 'l1', replyTo: 'adv/replies' }));
+    await local.client.publishAsync('outpost/commands/write/io.machine-run', JSON.stringify({ value: true, id: 'l1', replyTo: 'outpost/replies/hmi/il' }));
     await local.client.publishAsync('outpost/commands/write/io.machine-run', 'true');
-    const reply = await waitFor(() => local.got.find((m) => m.topic === 'adv/replies' && m.body.id === 'l1'), 15_000);
+    const reply = await waitFor(() => local.got.find((m) => m.topic === 'outpost/replies/hmi/il' && m.body.id === 'l1'), 15_000);
     expect(reply.body).toMatchObject({ ok: false, point: 'io.machine-run', error: { code: 'OUTPOST_E_RUNTIME_INTERLOCKED' } });
     expect(reply.body.error.message).toContain('proximity-stop');
     const bare = await waitFor(() => local.got.find((m) => m.topic === 'outpost/commands/result/io.machine-run'), 15_000);
@@ -111,8 +114,8 @@ describe('a triggered rule holds its outputs against every write path', () => {
 
   it('a point the rule does not hold stays writable through every path', async () => {
     expect((await gw.write('plc1.speed-setpoint', 33)).status).toBe(200);
-    await local.client.publishAsync('outpost/commands/write/plc1.speed-setpoint', JSON.stringify({ value: 34, id: 'l2', replyTo: 'adv/replies' }));
-    expect((await waitFor(() => local.got.find((m) => m.topic === 'adv/replies' && m.body.id === 'l2'), 15_000)).body.ok).toBe(true);
+    await local.client.publishAsync('outpost/commands/write/plc1.speed-setpoint', JSON.stringify({ value: 34, id: 'l2', replyTo: 'outpost/replies/hmi/il' }));
+    expect((await waitFor(() => local.got.find((m) => m.topic === 'outpost/replies/hmi/il' && m.body.id === 'l2'), 15_000)).body.ok).toBe(true);
     await remote.client.publishAsync('outpost/adv-gw/cmd/req', JSON.stringify({ id: 'c2', name: 'points.write', params: { point: 'plc1.speed-setpoint', value: 35 } }));
     await waitFor(() => remote.got.find((m) => m.topic === 'outpost/adv-gw/cmd/res' && m.body.id === 'c2' && m.body.status === 'ok'), 20_000);
     await waitFor(async () => (await point(gw, 'plc1.speed-setpoint')).value === 35, 15_000, 100);
