@@ -41,8 +41,8 @@ export function parseWriteCommand(payload: Buffer): WriteCommand {
   }
   if (o['id'] !== undefined && typeof o['id'] !== 'string') throw new OutpostError('OUTPOST_E_BROKER_COMMAND', '"id" must be a string');
   const replyTo = o['replyTo'];
-  if (replyTo !== undefined && (typeof replyTo !== 'string' || replyTo === '' || /[+#]/.test(replyTo))) {
-    throw new OutpostError('OUTPOST_E_BROKER_COMMAND', '"replyTo" must be a topic without wildcards');
+  if (replyTo !== undefined && (typeof replyTo !== 'string' || replyTo === '' || /[+#\u0000]/.test(replyTo))) {
+    throw new OutpostError('OUTPOST_E_BROKER_COMMAND', '"replyTo" must be a topic without wildcards or NUL characters');
   }
   return { value, ...(typeof o['id'] === 'string' ? { id: o['id'] } : {}), ...(typeof replyTo === 'string' ? { replyTo } : {}) };
 }

@@ -21,7 +21,8 @@ export function mergeConfig(base: Json, patch: Json): Json {
     const out: Record<string, Json> = { ...base };
     for (const [k, v] of Object.entries(patch)) {
       if (v === null) delete out[k];
-      else out[k] = k in base ? mergeConfig(base[k], v) : v;
+      // Own keys only, defined rather than assigned: a key named `__proto__` stays a key (and is then refused as unknown).
+      else Object.defineProperty(out, k, { value: Object.hasOwn(base, k) ? mergeConfig(base[k], v) : v, enumerable: true, writable: true, configurable: true });
     }
     return out;
   }
