@@ -168,8 +168,16 @@ describe('runtime on simulated devices', () => {
   it('keeps gateway topics for the gateway: a client cannot spoof a reading', async () => {
     const spoofer = await mqtt.connectAsync(`mqtt://127.0.0.1:${endpoints.broker?.port}`, { protocolVersion: 4, reconnectPeriod: 0 });
     spoofer.on('error', () => undefined);
-    spoofer.publish('outpost/readings/plc1/plc1.temp', JSON.stringify({ point: 'plc1.temp', value: -999 }));
-    await new Promise((r) => setTimeout(r, 500));
+    // The broker refuses the publish by closing the spoofer's connection: wait for that, not for a fixed time.
+    const closed = new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 20_000);
+      spoofer.once('close', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    spoofer.publish('outpost/readings/plc1/plc1.temp', JSON.stringify({ point: 'plc1.temp', value: -999 }), { qos: 1 });
+    expect(await closed).toBe(true);
     await spoofer.endAsync(true);
     expect(received.some((m) => m.body?.value === -999)).toBe(false);
   });
