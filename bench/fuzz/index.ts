@@ -1,5 +1,6 @@
 import { commandTargets } from './commands.js';
 import { configTargets } from './config.js';
+import { modbusRtuTargets } from './modbus-rtu.js';
 import { modbusTargets } from './modbus.js';
 import { otaTargets } from './ota.js';
 import { routeTargets } from './routes.js';
@@ -10,5 +11,5 @@ export type { FuzzTarget } from './target.js';
 
 /** Every fuzz target, in the order `npm run bench:fuzz` runs them. */
 export function allTargets(options: { strictGrub?: boolean } = {}): FuzzTarget[] {
-  return [...configTargets(), ...routeTargets(), ...commandTargets(), ...modbusTargets(), ...serialTargets(), ...otaTargets(options)];
+  return [...configTargets(), ...routeTargets(), ...commandTargets(), ...modbusTargets(), ...modbusRtuTargets(), ...serialTargets(), ...otaTargets(options)];
 }
