@@ -102,9 +102,12 @@ const api = (p: string, init?: RequestInit) => fetch(`http://127.0.0.1:${endpoin
 
 describe('runtime on simulated devices', () => {
   it('publishes readings of all four device kinds on the embedded broker', async () => {
+    // Wait for every reading looked at below (each device polls on its own schedule), not only for one per device.
     const devices = await waitFor(() => {
       const seen = new Set(received.filter((m) => m.topic.startsWith('outpost/readings/')).map((m) => m.body.device));
-      return ['plc1', 'ua1', 'gps1', 'io'].every((d) => seen.has(d)) ? seen : null;
+      const topics = new Set(received.map((m) => m.topic));
+      const looked = ['outpost/readings/plc1/plc1.temp', 'outpost/readings/gps1/gps1.alt', 'outpost/status'].every((t) => topics.has(t));
+      return looked && ['plc1', 'ua1', 'gps1', 'io'].every((d) => seen.has(d)) ? seen : null;
     }, 10_000);
     expect(devices.size).toBe(4);
     const r = received.find((m) => m.topic === 'outpost/readings/plc1/plc1.temp')?.body;
