@@ -129,7 +129,7 @@ function applyEdit(doc: unknown, edit: Edit): void {
   }
   const children = childKeys(node);
   if (edit.op === 'add' && !Array.isArray(node) && typeof node === 'object' && node !== null) {
-    Object.defineProperty(node, edit.key, { value: edit.value, enumerable: true, writable: true, configurable: true });
+    Object.defineProperty(node, edit.key, { value: structuredClone(edit.value), enumerable: true, writable: true, configurable: true });
   } else if (children.length > 0) {
     editAt(node as Record<string | number, unknown>, children[(edit.picks.at(-1) ?? 0) % children.length] as string | number, edit);
   }
@@ -148,7 +148,8 @@ function editAt(parent: Record<string | number, unknown>, k: string | number, ed
   } else if (edit.op === 'dup' && Array.isArray(parent)) {
     parent.push(structuredClone(parent[Number(k)]));
   } else {
-    parent[k] = edit.value;
+    // A copy: the generated value may be shared between runs (fast-check reuses values), and later edits change it.
+    parent[k] = structuredClone(edit.value);
   }
 }
 
@@ -161,7 +162,7 @@ export function configTargets(): FuzzTarget[] {
       picks: fc.array(fc.nat(), { maxLength: 8 }),
       op: fc.constantFrom('set', 'delete', 'add', 'dup'),
       key: fc.oneof(fc.constantFrom(...keys), fc.constantFrom(...HOSTILE_KEYS)),
-      value: fc.oneof(fc.constantFrom(...words), fc.integer({ min: -70000, max: 70000 }), fc.double(), fc.boolean(), fc.constant(null), fc.string({ maxLength: 8 }), fc.constant([]), fc.constant({})),
+      value: fc.oneof(fc.constantFrom(...words), fc.integer({ min: -70000, max: 70000 }), fc.double(), fc.boolean(), fc.constant(null), fc.string({ maxLength: 8 }), fc.constant(null).map(() => []), fc.constant(null).map(() => ({}))),
     });
 
   return [
