@@ -39,7 +39,8 @@ function registry(ran: Array<{ name: string; params: unknown }>): CommandRegistr
   r.register({
     name: 'fuzz.fails',
     parse: (p) => p,
-    run: async () => {
+    run: async (p) => {
+      ran.push({ name: 'fuzz.fails', params: p });
       throw new TypeError('handler bug');
     },
   });
