@@ -7,7 +7,7 @@ import { parseWriteCommand } from '../../src/broker/local-broker.js';
 import { ConfigValidator } from '../../src/config/load.js';
 import { mergeConfig } from '../../src/config/merge.js';
 import { OutpostError } from '../../src/errors/outpost-error.js';
-import { parseRoute } from '../../src/routes/index.js';
+import { parseRoute, renderTopic } from '../../src/routes/index.js';
 
 /** The counterexamples the fuzz targets (bench/fuzz/) found, kept as plain tests of the fixes. */
 
@@ -44,6 +44,10 @@ describe('fuzz regressions', () => {
   it("routes: an invalid character before a '*' is reported at its own column", () => {
     expect(() => parseRoute('FROM /{A}/-/@* INTO $upstream')).toThrow('at column 13: invalid character');
     expect(() => parseRoute('FROM /a* INTO $upstream')).toThrow("at column 8: '*' must be a whole segment");
+  });
+
+  it('routes: a NUL character in a value does not reach a rendered broker topic', () => {
+    expect(renderTopic('{device}/x', { device: 'a\u0000b+c' })).toBe('a_b_c/x');
   });
 
   it('broker: a reply topic with a NUL character is refused', () => {
