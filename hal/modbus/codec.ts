@@ -133,6 +133,10 @@ export function encode(spec: CodecSpec, value: PointValue, current = 0): number[
   if (type === 'string') {
     const len = (spec.length ?? 1) * 2;
     const text = String(value);
+    // Registers hold Latin-1 bytes: a character beyond U+00FF would be written as its low byte.
+    if (/[^\u0000-\u00ff]/.test(text)) {
+      throw new OutpostError('OUTPOST_E_HAL_VALUE', 'string has characters outside Latin-1', { details: { bytes: len } });
+    }
     if (Buffer.byteLength(text, 'latin1') > len) {
       throw new OutpostError('OUTPOST_E_HAL_VALUE', 'string longer than the point', { details: { bytes: len } });
     }

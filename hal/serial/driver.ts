@@ -37,9 +37,9 @@ export function parseValue(text: string, type: SerialPointConfig['type']): Point
   }
   if (t === '') return null;
   if (type === 'integer') {
-    if (/^[+-]?\d+$/.test(t)) return Number.parseInt(t, 10);
-    if (/^0x[0-9a-f]+$/i.test(t)) return Number.parseInt(t.slice(2), 16);
-    return null;
+    // Beyond 2^53 a double no longer holds the integer exactly (and 400 digits make Infinity): not a value.
+    const n = /^[+-]?\d+$/.test(t) ? Number.parseInt(t, 10) : /^0x[0-9a-f]+$/i.test(t) ? Number.parseInt(t.slice(2), 16) : Number.NaN;
+    return Number.isSafeInteger(n) ? n : null;
   }
   const n = Number(t);
   return Number.isFinite(n) ? n : null;

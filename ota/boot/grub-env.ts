@@ -45,7 +45,9 @@ export function parseGrubEnv(buf: Buffer): Map<string, string> {
 export function renderGrubEnv(vars: ReadonlyMap<string, string>, o: { firstSector?: boolean } = {}): Buffer {
   let body = HEADER;
   for (const [k, v] of vars) {
-    if (k === '' || /[=\n\\]/.test(k)) throw envError(`invalid GRUB variable name "${k}"`);
+    // A name starting with `#` would read back as padding; GRUB's block is bytes: nothing beyond Latin-1.
+    if (k === '' || k.startsWith('#') || /[=\n\\]/.test(k) || /[^\u0000-\u00ff]/.test(k)) throw envError(`invalid GRUB variable name "${k}"`);
+    if (/[^\u0000-\u00ff]/.test(v)) throw envError(`GRUB variable ${k} holds a character beyond Latin-1 (the block is bytes)`, { name: k });
     body += `${k}=${v.replace(/([\\\n])/g, '\\$1')}\n`;
   }
   const bytes = Buffer.byteLength(body, 'latin1');

@@ -51,8 +51,10 @@ export interface EnvSnapshot {
 
 /** Encodes variables into one environment copy: CRC32 (LE), [flags], `k=v\0…\0`, 0xFF padding. */
 export function encodeEnv(vars: ReadonlyMap<string, string>, size: number, redundant: boolean, flags: number): Buffer {
-  const buf = Buffer.alloc(size, 0xff);
   const dataStart = redundant ? 5 : 4;
+  // CRC, [flags] and at least the empty list's two NULs.
+  if (!Number.isSafeInteger(size) || size < dataStart + 2) throw envError('U-Boot environment size is too small', { size });
+  const buf = Buffer.alloc(size, 0xff);
   let p = dataStart;
   for (const k of [...vars.keys()].sort()) {
     const entry = Buffer.from(`${k}=${vars.get(k) ?? ''}\0`, 'utf8');
@@ -67,9 +69,10 @@ export function encodeEnv(vars: ReadonlyMap<string, string>, size: number, redun
   return buf;
 }
 
-/** Decodes one copy; null when its CRC does not match. */
+/** Decodes one copy; null when it is shorter than its header or its CRC does not match. */
 export function decodeEnv(buf: Buffer, redundant: boolean): { vars: Map<string, string>; flags: number } | null {
   const dataStart = redundant ? 5 : 4;
+  if (buf.length < dataStart) return null;
   if (buf.readUInt32LE(0) !== crc32(buf.subarray(dataStart))) return null;
   const vars = new Map<string, string>();
   let p = dataStart;

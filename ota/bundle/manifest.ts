@@ -39,13 +39,16 @@ function bad(message: string, details: Record<string, unknown> = {}): OutpostErr
   return new OutpostError('OUTPOST_E_OTA_BUNDLE_MANIFEST', message, { details });
 }
 
+/** ASCII whitespace at either end of a line (GKeyFile's g_ascii_isspace; other spaces belong to the value). */
+const EDGE_SPACE = /^[ \t\v\f\r]+|[ \t\v\f\r]+$/g;
+
 /** GKeyFile-style INI: `[group]`, `key=value`, `#` comments. Duplicate groups or keys are errors. */
 export function parseIni(text: string): IniGroups {
   const groups: IniGroups = new Map();
   let current: Map<string, string> | null = null;
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
-    const line = (lines[i] ?? '').trim();
+    const line = (lines[i] ?? '').replace(EDGE_SPACE, '');
     if (line === '' || line.startsWith('#')) continue;
     const g = /^\[([^\]]+)\]$/.exec(line);
     if (g) {
@@ -57,9 +60,9 @@ export function parseIni(text: string): IniGroups {
     }
     const eq = line.indexOf('=');
     if (eq <= 0 || current === null) throw bad(`manifest line ${i + 1}: expected [group] or key=value`, { line: i + 1 });
-    const key = line.slice(0, eq).trim();
+    const key = line.slice(0, eq).replace(EDGE_SPACE, '');
     if (current.has(key)) throw bad(`manifest line ${i + 1}: key ${key} appears twice in its group`);
-    current.set(key, unescapeValue(line.slice(eq + 1).trim()));
+    current.set(key, unescapeValue(line.slice(eq + 1).replace(EDGE_SPACE, '')));
   }
   return groups;
 }
@@ -105,7 +108,8 @@ export function parseManifest(text: string): Manifest {
   const meta: Record<string, Record<string, string>> = {};
   for (const [name, kv] of g) {
     if (name.startsWith('meta.')) {
-      meta[name.slice(5)] = Object.fromEntries(kv);
+      // Defined, not assigned: a group [meta.__proto__] is a label like any other, not meta's prototype.
+      Object.defineProperty(meta, name.slice(5), { value: Object.fromEntries(kv), enumerable: true, writable: true, configurable: true });
       continue;
     }
     if (!name.startsWith('image.')) continue;
@@ -140,8 +144,10 @@ export function parseManifest(text: string): Manifest {
 }
 
 function escapeValue(v: string): string {
-  if (/[\n\r]/.test(v)) throw new OutpostError('OUTPOST_E_OTA_BUILD', 'manifest values cannot contain line breaks', { details: { value: v } });
-  return v.replace(/\\/g, '\\\\').replace(/^ /, '\\s');
+  if (/[\n\r\v\f]/.test(v)) throw new OutpostError('OUTPOST_E_OTA_BUILD', 'manifest values cannot contain line breaks', { details: { value: v } });
+  // Spaces and tabs at either end would be trimmed by a reader: escape them (\s, \t) as GKeyFile does at the start.
+  const edge = (ws: string) => ws.replace(/ /g, '\\s').replace(/\t/g, '\\t');
+  return v.replace(/\\/g, '\\\\').replace(/^[ \t]+/, edge).replace(/[ \t]+$/, edge);
 }
 
 /** Renders a manifest in RAUC's own layout ([update], [bundle], [image.*], [meta.*]). */

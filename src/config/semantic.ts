@@ -254,7 +254,7 @@ export function checkSemantics(config: OutpostConfig, invalid: ReadonlySet<strin
     }
   });
 
-  if (ok('upstream') && !invalid.has('routes')) checkUplinkSemantics(config.upstream, new Set(routes.map((r) => String(r['id']))), add);
+  if (ok('upstream') && !invalid.has('routes')) checkUplinkSemantics(config.upstream, new Set(routes.flatMap((r) => (typeof r['id'] === 'string' ? [r['id']] : []))), add);
   checkSystemSemantics(config, ok, add);
   if (ok('broker')) checkBrokerSemantics(config.broker, ok('api') && config.api.enabled ? config.api.port : null, add);
   if (ok('api') && config.api.enabled && !config.api.requireToken && !isLoopbackHost(config.api.host)) {

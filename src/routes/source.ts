@@ -31,6 +31,12 @@ export function parseSourcePattern(text: string, offset: number): SourcePattern 
     if (segment.includes('*')) {
       const star = start + segment.indexOf('*');
       if (segment !== '*') {
+        // An invalid character before the '*' is the first problem: report it, not the '*'.
+        const bad = segment.search(/[^A-Za-z0-9_.:*-]/);
+        if (bad >= 0 && start + bad < star) {
+          const ch = describeChar(segment.charAt(bad));
+          throw routeSyntaxError(col(start + bad), 'a letter, digit or one of _ . : -', ch, `invalid character ${ch} in source path`);
+        }
         throw routeSyntaxError(col(star), "'*' as a whole segment", quoteExcerpt(segment), "'*' must be a whole segment, not part of one");
       }
       if (!atEnd) {

@@ -51,13 +51,13 @@ function placeholderValue(name: string, body: Record<string, unknown>): string {
   if (typeof value === 'string') text = value;
   else if (typeof value === 'number' || typeof value === 'boolean') text = String(value);
   else text = '';
-  return text === '' ? '_' : text.replace(/[+#/]/g, '_');
+  return text === '' ? '_' : text.replace(/[+#/\u0000]/g, '_');
 }
 
 /**
  * Renders a broker topic template for one message body: each `{field}` becomes the field's value;
- * a missing, null, empty or non-scalar value becomes `_`, and '+', '#', '/' inside a value become `_`
- * (a value can neither add topic levels nor wildcards). Text outside placeholders is kept as is;
+ * a missing, null, empty or non-scalar value becomes `_`, and '+', '#', '/' and NUL inside a value become `_`
+ * (a value can neither add topic levels nor wildcards, nor make the topic invalid). Text outside placeholders is kept as is;
  * an unclosed '{' is kept literally. Never throws.
  */
 export function renderTopic(template: string, body: Record<string, unknown>): string {

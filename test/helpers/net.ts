@@ -1,4 +1,5 @@
 import { createServer, connect } from 'node:net';
+import { generous } from './deadline.js';
 
 /** A TCP port free on 127.0.0.1 right now (the OS picks it). */
 export async function freePort(): Promise<number> {
@@ -12,8 +13,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-/** Resolves once something accepts connections on host:port, polling every 50 ms, bounded by timeoutMs. */
+/** Resolves once something accepts connections on host:port, polling every 50 ms, bounded by timeoutMs (at least FLOOR_MS). */
 export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 10_000): Promise<void> {
+  timeoutMs = generous(timeoutMs);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
@@ -30,8 +32,9 @@ export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 
   }
 }
 
-/** Polls `check` every `everyMs` until it returns a truthy value or `timeoutMs` passes. */
+/** Polls `check` every `everyMs` until it returns a truthy value or `timeoutMs` (at least FLOOR_MS, see deadline.ts) passes. */
 export async function waitFor<T>(check: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 25): Promise<NonNullable<T>> {
+  timeoutMs = generous(timeoutMs);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();

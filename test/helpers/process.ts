@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { generous } from './deadline.js';
 
 /** A child process started by a test, with its output collected; `stop()` kills it and waits. */
 export interface TestProcess {
   readonly child: ChildProcess;
   output(): string;
-  /** Resolves when the combined output matches, or rejects after timeoutMs or when the process exits first. */
+  /** Resolves when the combined output matches, or rejects after timeoutMs (at least FLOOR_MS) or when the process exits first. */
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   exited(): Promise<number | null>;
@@ -38,6 +39,7 @@ export function startProcess(command: string, args: readonly string[], options: 
     output: () => out,
     exited: () => exit,
     waitForOutput(pattern, timeoutMs = 15_000) {
+      timeoutMs = generous(timeoutMs);
       return new Promise((resolve, reject) => {
         const check = () => {
           const m = out.match(pattern);

@@ -127,7 +127,7 @@ describe('RAUC bundles (rauc 1.8 from Debian as the peer)', () => {
     beforeAll(async () => {
       plain = await outpostBundle(pki, { image: join(dir, 'random.img'), output: join(dir, 'ok-plain.raucb'), format: 'plain' });
       verity = await outpostBundle(pki, { image: join(dir, 'random.img'), output: join(dir, 'ok-verity.raucb'), format: 'verity' });
-    }, 60_000);
+    }, 180_000);
 
     it('a changed payload byte in a plain bundle', async () => {
       const r = await rejection(flipByte(plain, join(dir, 't1.raucb'), () => 200_000));

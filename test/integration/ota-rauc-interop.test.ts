@@ -15,7 +15,7 @@ beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'outpost-rauc-'));
   pki = makePki(join(dir, 'pki'));
   image = writeImage(join(dir, 'rootfs.img'), 2 * 1024 * 1024 + 999, 'text');
-}, 60_000);
+}, 180_000);
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function systemConf(rig: Rig, bootloader: string): string {

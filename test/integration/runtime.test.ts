@@ -113,9 +113,12 @@ const write = async (point: string, body: string) =>
 
 describe('runtime on simulated devices', () => {
   it('publishes readings of all four device kinds on the embedded broker', async () => {
+    // Wait for every reading looked at below (each device polls on its own schedule), not only for one per device.
     const devices = await waitFor(() => {
       const seen = new Set(received.filter((m) => m.topic.startsWith('outpost/readings/')).map((m) => m.body.device));
-      return ['plc1', 'ua1', 'gps1', 'io'].every((d) => seen.has(d)) ? seen : null;
+      const topics = new Set(received.map((m) => m.topic));
+      const looked = ['outpost/readings/plc1/plc1.temp', 'outpost/readings/gps1/gps1.alt', 'outpost/status'].every((t) => topics.has(t));
+      return looked && ['plc1', 'ua1', 'gps1', 'io'].every((d) => seen.has(d)) ? seen : null;
     }, 10_000);
     expect(devices.size).toBe(4);
     const r = received.find((m) => m.topic === 'outpost/readings/plc1/plc1.temp')?.body;
@@ -179,8 +182,16 @@ describe('runtime on simulated devices', () => {
   it('keeps gateway topics for the gateway: a client cannot spoof a reading', async () => {
     const spoofer = await mqtt.connectAsync(`mqtt://127.0.0.1:${endpoints.broker?.port}`, { protocolVersion: 4, reconnectPeriod: 0 });
     spoofer.on('error', () => undefined);
-    spoofer.publish('outpost/readings/plc1/plc1.temp', JSON.stringify({ point: 'plc1.temp', value: -999 }));
-    await new Promise((r) => setTimeout(r, 500));
+    // The broker refuses the publish by closing the spoofer's connection: wait for that, not for a fixed time.
+    const closed = new Promise<boolean>((resolve) => {
+      const t = setTimeout(() => resolve(false), 20_000);
+      spoofer.once('close', () => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+    spoofer.publish('outpost/readings/plc1/plc1.temp', JSON.stringify({ point: 'plc1.temp', value: -999 }), { qos: 1 });
+    expect(await closed).toBe(true);
     await spoofer.endAsync(true);
     expect(received.some((m) => m.body?.value === -999)).toBe(false);
   });

@@ -45,5 +45,5 @@ describe('outpost uplink (CLI)', () => {
     const bad = cli('uplink', 'quarantine', '-c', notMqtt);
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('OUTPOST_E_CLI_USAGE');
-  }, 60_000);
+  }, 120_000);
 });

@@ -144,7 +144,7 @@ describe('MQTT uplink against mosquitto', () => {
     await waitFor(() => sub.messages.some((m) => m.topic === 'outpost/gw1/data/telemetry'), 15_000);
     const status = sub.messages.find((m) => m.topic === 'outpost/gw1/status');
     expect(JSON.parse(status?.payload.toString() ?? '{}')).toMatchObject({ state: 'online', gateway: 'gw1' });
-  }, 60_000);
+  }, 120_000);
 
   it('quarantines a refused route and an oversized record without blocking the records behind them', async () => {
     const dir = tmp();
@@ -179,7 +179,7 @@ describe('MQTT uplink against mosquitto', () => {
     expect(q.filter((e) => e.reason === 'oversized')).toHaveLength(1);
     expect(q.filter((e) => e.reason === 'refused' && e.reasonCode === 135)).toHaveLength(100);
     expect(cap.lines.some((l) => l['msg'] === 'record quarantined')).toBe(true);
-  }, 60_000);
+  }, 120_000);
 
   it('answers commands with correlation, relays progress, and replies with an error to bad commands', async () => {
     const dir = tmp();
@@ -237,7 +237,7 @@ describe('MQTT uplink against mosquitto', () => {
     ]);
     // Still running and delivering after the bad commands.
     expect(uplink.connected()).toBe(true);
-  }, 60_000);
+  }, 120_000);
 
   it('publishes retained online status, and offline on a clean stop', async () => {
     const dir = tmp();
@@ -252,7 +252,7 @@ describe('MQTT uplink against mosquitto', () => {
     expect(JSON.parse(late.messages[0]?.payload.toString() ?? '{}')).toMatchObject({ state: 'online' });
     await uplink.stop();
     await waitFor(() => late.messages.some((m) => JSON.parse(m.payload.toString()).state === 'offline'), 5000);
-  }, 30_000);
+  }, 120_000);
 
   it('speaks the Azure IoT Hub topic layout: telemetry events with a property bag, direct methods answered with $rid', async () => {
     const dir = tmp();
@@ -279,7 +279,7 @@ describe('MQTT uplink against mosquitto', () => {
     const res = hub.messages.filter((m) => m.topic.startsWith('$iothub/methods/res/')).map((m) => m.topic).sort();
     expect(res).toEqual(['$iothub/methods/res/200/?$rid=7', '$iothub/methods/res/400/?$rid=9', '$iothub/methods/res/404/?$rid=8']);
     expect(JSON.parse(hub.messages.find((m) => m.topic === '$iothub/methods/res/200/?$rid=7')?.payload.toString() ?? '{}')).toEqual({ ok: { point: 'valve', value: 2 } });
-  }, 60_000);
+  }, 120_000);
 
   it('sends system events (route $system) on <prefix>/<gateway>/system, ahead of data', async () => {
     const dir = tmp();
@@ -295,7 +295,7 @@ describe('MQTT uplink against mosquitto', () => {
     expect(batch).toMatchObject({ route: '$system', priority: 0 });
     expect(batch.records[0]?.message).toEqual({ kind: 'system', source: '/system/ota.rolled-back', body });
     expect(sub.messages.some((x) => x.topic.startsWith('outpost/gw1/data/'))).toBe(false);
-  }, 30_000);
+  }, 120_000);
 
   it('gzips batches when asked and says so in a user property', async () => {
     const dir = tmp();
@@ -312,7 +312,7 @@ describe('MQTT uplink against mosquitto', () => {
     const records = sub.messages.flatMap((x) => (JSON.parse(gunzipSync(x.payload).toString()) as JsonBatch).records);
     expect(records.map((r) => (r.message.body as { seq: number }).seq)).toEqual(Array.from({ length: 200 }, (_, i) => i));
     expect(uplink.counters()['bytes_sent_total']).toBeLessThan(200 * 150);
-  }, 30_000);
+  }, 120_000);
 
   it('quarantines a record that makes the broker drop the connection, after isolating it', async () => {
     const dir = tmp();

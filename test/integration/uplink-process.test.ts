@@ -90,7 +90,10 @@ describe('outpost run with the MQTT uplink', () => {
     for (let t = 0; t < trials; t++) {
       const p = run(cfg, env);
       await p.waitForOutput(/"uplink connected"/, 30_000);
-      await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 900)));
+      // Kill at a random moment, but only once this run has persisted its share of readings: on a loaded machine a
+      // fixed window after connecting may hold too few of them for the count below to mean anything.
+      await waitFor(() => persistedSeqs(p.output()).length >= 60, 60_000, 25);
+      await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 900)));
       p.child.kill('SIGKILL');
       await p.exited();
       for (const s of persistedSeqs(p.output())) acked.add(s);
