@@ -196,6 +196,8 @@ const GUEST_EVIDENCE = [
   'echo "== update state"; cat /var/lib/outpost/ota/state.json',
   'echo "== units"; systemctl status --no-pager outpost-ota-agent outpost-ota-mark-good outpost-ota-resume 2>&1 | head -60',
   'echo "== journal, this boot"; journalctl -b 0 -o short-monotonic --no-pager -u outpost-ota-agent -u outpost-ota-mark-good -u outpost-ota-resume -u outpost -u boot-efi.mount | tail -400',
+  'echo "== failed units"; systemctl --failed --no-pager --plain 2>&1 | head -20',
+  'echo "== journal of failed units, this boot"; for u in $(systemctl --failed --no-legend --plain | cut -d" " -f1); do journalctl -b 0 -o short-monotonic --no-pager -u "$u" | tail -40; done',
   'echo "== journal, previous boot"; journalctl -b -1 -o short-monotonic --no-pager -u outpost-ota-agent -u outpost-ota-mark-good -u outpost-ota-resume -u outpost -u boot-efi.mount 2>&1 | tail -400',
   'echo "== kernel FAT messages"; journalctl -k -b 0 --no-pager | grep -i fat | tail -20',
 ].join('; ');
