@@ -146,6 +146,9 @@ describe('x86-64 image under QEMU (TCG, OVMF, GRUB A/B)', () => {
       // systemd-repart grew the data partition to the end of the 3 GiB disk, resize2fs the file system.
       const grown = await link.exec('for i in $(seq 60); do [ "$(systemctl is-active outpost-growdata.service)" != activating ] && break; sleep 1; done; df -B1 --output=size /data | tail -1');
       expect(Number(grown.stdout.trim())).toBeGreaterThan(1024 * 1024 * 1024);
+      // No unit of the image failed at boot (a sandbox too tight for its program shows up here first).
+      const failed = await link.exec('systemctl --failed --no-legend --plain | cut -d" " -f1');
+      expect(failed.stdout.split('\n').filter((u) => /outpost|repart|growfs/.test(u))).toEqual([]);
       const t0 = Date.now();
       while (link.readings.length < 6 && Date.now() - t0 < 120_000) await new Promise((r) => setTimeout(r, 500));
       const devices = new Set(link.readings.map((r) => r.device));
